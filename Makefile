@@ -1,0 +1,44 @@
+# mailgrant: `make run` serves on SQLite, `make test` runs the whole suite. Both set up .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MAILGRANT_LISTEN ?= 127.0.0.1:8000
+
+.PHONY: run test check bench install peers clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/mailgrant migrate --noinput
+	@echo
+	@echo "  First admin:  $(BIN)/mailgrant createsuperuser"
+	@echo "  (or unattended: DJANGO_SUPERUSER_PASSWORD=... $(BIN)/mailgrant createsuperuser --noinput --username admin --email admin@example.com)"
+	@echo "  Then open http://$(MAILGRANT_LISTEN)/admin/"
+	@echo
+	$(BIN)/mailgrant serve
+
+# The tests' real peers: oidc-provider (npm, pinned by tests/servers/oidc/package-lock.json)
+# and Debian's Chromium (apt, when missing and run as root).
+peers:
+	bash tests/servers/install-peers.sh
+
+test: $(STAMP) peers
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP) peers
+	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(BIN)/python $$b || exit 1; done || echo "no benchmarks yet"
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from mailgrant.cli import main
+
+main()

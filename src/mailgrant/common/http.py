@@ -1,0 +1,64 @@
+"""The one place that builds HTTP clients for talking to providers: proxy, TLS and timeouts.
+
+Django-free on purpose (protocol code uses it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+DEFAULT_TIMEOUT = 15.0
+USER_AGENT = "mailgrant/0.1"
+
+ClientT = TypeVar("ClientT", bound=httpx.Client)
+
+PROXY_SCHEMES = {"http", "https", "socks5", "socks5h"}
+
+
+class ProxyError(ValueError):
+    pass
+
+
+def validate_proxy(proxy: str) -> str:
+    """The proxy URL as httpx wants it, or ProxyError with a sentence for the admin."""
+    proxy = proxy.strip()
+    parts = urlsplit(proxy)
+    if parts.scheme not in PROXY_SCHEMES:
+        raise ProxyError(
+            "A proxy must be a URL such as http://proxy.example.com:3128 "
+            f"(scheme one of {', '.join(sorted(PROXY_SCHEMES))})."
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ProxyError("The proxy's port is not a number between 1 and 65535.") from exc
+    if not parts.hostname or port == 0:
+        raise ProxyError("The proxy URL has no host (expected scheme://host:port).")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ProxyError("A proxy URL has no path, query or fragment: scheme://host:port only.")
+    return proxy
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """How to reach one provider: the client's proxy and TLS choice, and the time allowed."""
+
+    proxy: str = ""
+    verify: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def http_client(settings: HttpSettings, *, client_class: type[ClientT] = httpx.Client,  # type: ignore[assignment]
+                **kwargs: Any) -> ClientT:
+    return client_class(
+        proxy=validate_proxy(settings.proxy) if settings.proxy else None,
+        verify=settings.verify,
+        timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        **kwargs,
+    )

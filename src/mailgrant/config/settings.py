@@ -1,0 +1,156 @@
+"""Settings, all from the environment (see README): nothing here needs editing to deploy."""
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from mailgrant.common.files import write_private_file
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+MAILGRANT_HOME = Path(os.environ.get("MAILGRANT_HOME", "./var")).resolve()
+MAILGRANT_HOME.mkdir(parents=True, exist_ok=True)
+
+MAILGRANT_LISTEN = os.environ.get("MAILGRANT_LISTEN", "127.0.0.1:8000")
+MAILGRANT_BASE_URL = os.environ.get("MAILGRANT_BASE_URL", f"http://{MAILGRANT_LISTEN}").rstrip("/")
+_base = urlsplit(MAILGRANT_BASE_URL)
+if _base.scheme not in {"http", "https"} or not _base.hostname:
+    raise RuntimeError(f"MAILGRANT_BASE_URL must be an http(s) URL, got {MAILGRANT_BASE_URL!r}")
+
+
+def _secret_key() -> str:
+    if key := os.environ.get("MAILGRANT_SECRET_KEY"):
+        return key
+    path = MAILGRANT_HOME / "secret_key"
+    if not path.exists():
+        write_private_file(path, secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _env_bool("MAILGRANT_DEBUG")
+
+ALLOWED_HOSTS = [_base.hostname, "127.0.0.1", "localhost", "[::1]"] + [
+    h.strip() for h in os.environ.get("MAILGRANT_ALLOWED_HOSTS", "").split(",") if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
+if _base.scheme == "https":
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "mailgrant.common",
+    "mailgrant.oauth",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mailgrant.config.urls"
+WSGI_APPLICATION = "mailgrant.config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database(url: str | None) -> dict:
+    if not url:
+        url = f"sqlite:///{MAILGRANT_HOME / 'mailgrant.sqlite3'}"
+    config = dj_database_url.parse(url, conn_max_age=0)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # IMMEDIATE takes SQLite's write lock at BEGIN: a transaction that re-reads a grant
+        # before refreshing it is serialized against every other writer, threads and
+        # processes alike (select_for_update is a no-op on SQLite). WAL keeps readers free.
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 60,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    return config
+
+
+DATABASES = {"default": _database(os.environ.get("MAILGRANT_DATABASE_URL"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("MAILGRANT_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = MAILGRANT_HOME / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Serve straight from the apps' static folders too: `make run` needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+
+# Vault: newest key first. From the environment (comma separated) or a key file in MAILGRANT_HOME.
+MAILGRANT_VAULT_KEYS = [k.strip() for k in os.environ.get("MAILGRANT_VAULT_KEYS", "").split(",") if k.strip()]
+MAILGRANT_VAULT_KEY_FILE = MAILGRANT_HOME / "vault.key"
+
+# Outbound HTTP to providers: seconds.
+MAILGRANT_HTTP_TIMEOUT = float(os.environ.get("MAILGRANT_HTTP_TIMEOUT", "15"))
+# Refresh an access token this many seconds before it expires (at most half its lifetime).
+MAILGRANT_REFRESH_MARGIN = int(os.environ.get("MAILGRANT_REFRESH_MARGIN", "300"))
+# How long a started authorization (Validate) may take.
+MAILGRANT_AUTHORIZATION_TTL = 600
+
+DEFAULT_EXCEPTION_REPORTER_FILTER = "mailgrant.common.redaction.RedactingExceptionReporterFilter"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "mailgrant.common.redaction.RedactingLogFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("MAILGRANT_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # httpcore at DEBUG prints raw request/response traces; never useful, often secret.
+        "httpcore": {"level": "WARNING"},
+    },
+}

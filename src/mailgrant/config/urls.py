@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "mailgrant"
+admin.site.site_title = "mailgrant"
+admin.site.index_title = "OAuth2 clients for mailboxes and sign-in"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("oauth/", include("mailgrant.oauth.urls")),
+]

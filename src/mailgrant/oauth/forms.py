@@ -1,0 +1,51 @@
+from typing import Any
+
+from django import forms
+
+from mailgrant.oauth.models import OAuthClient
+from mailgrant.oauth.services import oauth_client_check
+from mailgrant.providers import PROVIDERS
+
+
+class OAuthClientForm(forms.ModelForm):
+    # Write-only: never rendered back (render_value=False), not even as dots.
+    client_secret = forms.CharField(
+        label="Client Secret",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    scope_separator = forms.CharField(
+        label="Scope Separator Char", required=False, strip=False, max_length=5, initial=" ",
+        help_text="Joins the scopes in the authorize request; empty means a space.",
+    )
+
+    class Meta:
+        model = OAuthClient
+        exclude = ["client_secret", "metadata"]
+        widgets = {
+            "scope": forms.TextInput(attrs={"size": 80}),
+            "user_create_expression": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        has_secret = bool(self.instance.pk and self.instance.client_secret)
+        self.fields["client_secret"].help_text = (
+            "A secret is stored (encrypted). Leave empty to keep it; type a new one to replace it."
+            if has_secret else "Stored encrypted; it is never shown again."
+        )
+        self.fields["provider"].help_text = "; ".join(
+            f"{p.name}: {'discovery or your URLs' if p.uses_discovery else 'preset endpoints'}"
+            for p in PROVIDERS.values()
+        )
+
+    def clean_scope_separator(self) -> str:
+        return self.cleaned_data.get("scope_separator") or " "
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors:
+            return
+        for field, message in oauth_client_check(client=self.instance).items():
+            self.add_error(field if field in self.fields else None, message)

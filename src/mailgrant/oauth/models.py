@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from mailgrant.common.fields import Sealed, SealedField, SealedJSONField
+from mailgrant.oauth.client import TokenSet
+from mailgrant.providers import MAILBOX, PROVIDERS, USER
+
+
+class OAuthClient(models.Model):
+    """One application registered at a provider: the seed's client form, field by field."""
+
+    class Type(models.TextChoices):
+        MAILBOX = MAILBOX, "Email box"
+        USER = USER, "User"
+
+    class Status(models.TextChoices):
+        ENABLED = "enabled", "Enabled"
+        DISABLED = "disabled", "Disabled"
+
+    class UserDataSource(models.TextChoices):
+        ID_TOKEN = "id_token", "ID token claims"
+        ENDPOINT = "endpoint", "User data endpoint"
+
+    name = models.CharField(max_length=200, unique=True)
+    provider = models.CharField(
+        max_length=20, choices=[(p.id, p.name) for p in PROVIDERS.values()], default="generic"
+    )
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.MAILBOX)
+    client_id = models.CharField("Client ID", max_length=500)
+    client_secret = SealedField(
+        "Client secret", blank=True, help_text="Write-only: stored encrypted, never shown again."
+    )
+    tenant = models.CharField(
+        max_length=200, blank=True,
+        help_text="Azure only: tenant ID or domain, or organizations / common. "
+                  "Empty means organizations.",
+    )
+    issuer = models.URLField(
+        max_length=500, blank=True,
+        help_text="Generic only: the OpenID issuer URL; discovery fills the empty URLs below.",
+    )
+    scope = models.CharField(
+        max_length=2000, blank=True, help_text="Empty means the provider's scopes for this type."
+    )
+    authorize_url = models.URLField("Url Authorize", max_length=500, blank=True)
+    token_url = models.URLField("Url Access Token", max_length=500, blank=True)
+    proxy = models.CharField(
+        max_length=500, blank=True, help_text="e.g. http://proxy.example.com:3128; empty: direct."
+    )
+    verify_ssl = models.BooleanField("Verify SSL", default=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ENABLED)
+    scope_separator = models.CharField(
+        "Scope Separator Char", max_length=5, blank=True, default=" ",
+        help_text="Joins the scopes in the authorize request; a space unless the provider "
+                  "wants another.",
+    )
+    userinfo_endpoint = models.URLField("Endpoint User Data", max_length=500, blank=True)
+    user_data_source = models.CharField(
+        max_length=20, choices=UserDataSource.choices, default=UserDataSource.ID_TOKEN
+    )
+    username_attribute = models.CharField(max_length=200, blank=True)
+    user_fields = models.JSONField(
+        default=dict, blank=True, help_text='User field <- claim, e.g. {"email": "email"}.'
+    )
+    user_create_expression = models.TextField(blank=True)
+    login_button_caption = models.CharField(max_length=200, blank=True)
+    login_button_icon = models.CharField(max_length=200, blank=True)
+
+    # What OIDC discovery found (issuer, endpoints, jwks_uri): filled on save, not a form field.
+    metadata = models.JSONField(default=dict, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "OAuth client"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.status == self.Status.ENABLED
+
+
+class Grant(models.Model):
+    """One account's authorization of a client, with its tokens (encrypted)."""
+
+    class State(models.TextChoices):
+        UNAUTHORIZED = "unauthorized", "Unauthorized"
+        AUTHORIZED = "authorized", "Authorized"
+        REAUTHORIZATION_REQUIRED = "reauthorization_required", "Reauthorization required"
+        ERROR = "error", "Error"
+
+    client = models.ForeignKey(OAuthClient, on_delete=models.CASCADE, related_name="grants")
+    is_default = models.BooleanField(default=False)
+    account = models.CharField(max_length=320, blank=True)
+    subject = models.CharField(max_length=320, blank=True)
+    state = models.CharField(max_length=30, choices=State.choices, default=State.UNAUTHORIZED)
+    token_set = SealedJSONField(blank=True)
+    original_token_set = SealedJSONField(blank=True)
+    scope = models.CharField(max_length=2000, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    last_refresh_at = models.DateTimeField(null=True, blank=True)
+    refresh_count = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["client__name", "-is_default", "account"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client"], condition=Q(is_default=True), name="one_default_grant_per_client"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client.name}: {self.account or 'not authorized'}"
+
+    def tokens(self) -> TokenSet | None:
+        """The current token set, decrypted; None before the first authorization."""
+        if not isinstance(self.token_set, Sealed):
+            return None
+        return TokenSet.from_dict(self.token_set.reveal_json())
+
+    def expires_in(self, now: datetime) -> float | None:
+        return None if self.expires_at is None else (self.expires_at - now).total_seconds()
+
+
+class PendingAuthorization(models.Model):
+    """A started Validate: single use, short-lived, bound to whoever started it."""
+
+    class Purpose(models.TextChoices):
+        VALIDATE = "validate", "Validate (admin session)"
+        CLI = "cli", "Command line"
+        API = "api", "API"
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    state_hash = models.CharField(max_length=64, unique=True)
+    binding_hash = models.CharField(max_length=64)
+    client = models.ForeignKey(OAuthClient, on_delete=models.CASCADE, related_name="+")
+    grant = models.ForeignKey(
+        Grant, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="The grant to (re)authorize; empty means the client's default grant.",
+    )
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    code_verifier = SealedField()
+    nonce = models.CharField(max_length=200, blank=True)
+    redirect_uri = models.CharField(max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.PENDING)
+    message = models.TextField(blank=True)
+    result_grant = models.ForeignKey(
+        Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"authorization of {self.client_id} ({self.outcome})"

@@ -1,0 +1,131 @@
+"""Reads: what a client resolves to, which grant to use, what the admin lists."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.urls import reverse
+
+from mailgrant.common.http import HttpSettings
+from mailgrant.oauth.client import Credentials
+from mailgrant.oauth.models import Grant, OAuthClient
+from mailgrant.providers import get_provider
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class EndpointsMissing(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Everything a flow needs to know about where and how to talk to the provider."""
+
+    authorize_url: str
+    token_url: str
+    scopes: tuple[str, ...]
+    scope_separator: str
+    authorize_params: Mapping[str, str] = field(default_factory=dict)
+    userinfo_url: str = ""
+    jwks_uri: str = ""
+    issuer: str = ""  # may hold "{tenantid}" (Microsoft multi-tenant)
+    iss_parameter_supported: bool = False
+
+
+def oauth_client_redirect_uri(*, client: OAuthClient) -> str:
+    """Built from MAILGRANT_BASE_URL, never from the request's Host header."""
+    path = reverse("oauth:callback", kwargs={"client_id": client.pk})
+    return f"{settings.MAILGRANT_BASE_URL}{path}"
+
+
+def oauth_client_http(*, client: OAuthClient) -> HttpSettings:
+    return HttpSettings(
+        proxy=client.proxy, verify=client.verify_ssl, timeout=settings.MAILGRANT_HTTP_TIMEOUT
+    )
+
+
+def oauth_client_credentials(*, client: OAuthClient) -> Credentials:
+    provider = get_provider(client.provider)
+    method = provider.token_endpoint_auth_method
+    supported = client.metadata.get("token_endpoint_auth_methods") or []
+    if supported and method not in supported and "client_secret_post" in supported:
+        method = "client_secret_post"
+    secret = client.client_secret.reveal() if client.client_secret else ""
+    return Credentials(client_id=client.client_id, client_secret=secret, auth_method=method)
+
+
+def oauth_client_scopes(*, client: OAuthClient) -> tuple[str, ...]:
+    if client.scope.strip():
+        separator = client.scope_separator or " "
+        parts = client.scope.split(separator) if separator.strip() else client.scope.split()
+        return tuple(p.strip() for p in parts if p.strip())
+    return get_provider(client.provider).default_scopes(client.type)
+
+
+def oauth_client_endpoints(*, client: OAuthClient) -> Endpoints:
+    """The client's endpoints: its own fields first, then discovery's, then the preset's."""
+    provider = get_provider(client.provider)
+    tenant = (client.tenant or provider.default_tenant).strip()
+    meta = client.metadata or {}
+
+    def preset(template: str) -> str:
+        return template.replace("{tenant}", tenant)
+
+    authorize_url = client.authorize_url or meta.get("authorization_endpoint") or preset(
+        provider.authorize_url)
+    token_url = client.token_url or meta.get("token_endpoint") or preset(provider.token_url)
+    if not authorize_url or not token_url:
+        raise EndpointsMissing(
+            "The client has no authorize or token URL: enter them, or an issuer to discover "
+            "them from."
+        )
+    scopes = oauth_client_scopes(client=client)
+    params = dict(provider.extra_authorize_params(client.type))
+    if "offline_access" in scopes and provider.uses_discovery:
+        # OpenID Connect Core 11: offline_access is honoured only with prompt=consent.
+        params.setdefault("prompt", "consent")
+    issuer = meta.get("issuer") or provider.issuer
+    if provider.id == "azure" and _GUID.fullmatch(tenant):
+        issuer = issuer.replace("{tenantid}", tenant.lower())
+    return Endpoints(
+        authorize_url=authorize_url,
+        token_url=token_url,
+        scopes=scopes,
+        scope_separator=client.scope_separator or " ",
+        authorize_params=params,
+        userinfo_url=client.userinfo_endpoint or meta.get("userinfo_endpoint") or preset(
+            provider.userinfo_url),
+        jwks_uri=meta.get("jwks_uri") or preset(provider.jwks_uri),
+        issuer=issuer,
+        iss_parameter_supported=bool(meta.get("iss_parameter_supported")),
+    )
+
+
+def grant_default_for(*, client: OAuthClient) -> Grant | None:
+    return client.grants.filter(is_default=True).first()
+
+
+def grant_get(*, pk: int) -> Grant:
+    return Grant.objects.select_related("client").get(pk=pk)
+
+
+def oauth_client_get_by_name(*, name: str) -> OAuthClient:
+    return OAuthClient.objects.get(name=name)
+
+
+def oauth_client_list(
+    *, provider: str | None = None, type: str | None = None, status: str | None = None
+) -> QuerySet[OAuthClient]:
+    clients = OAuthClient.objects.all()
+    if provider:
+        clients = clients.filter(provider=provider)
+    if type:
+        clients = clients.filter(type=type)
+    if status:
+        clients = clients.filter(status=status)
+    return clients

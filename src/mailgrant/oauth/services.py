@@ -1,0 +1,557 @@
+"""Writes: saving clients, Validate (start and complete), keeping grants' tokens fresh.
+
+Each write runs in one transaction together with its audit row. Protocol work is delegated to
+:mod:`mailgrant.oauth.client`, which knows nothing of Django.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from mailgrant.common.audit import actor_for, audit_record
+from mailgrant.common.http import ProxyError, validate_proxy
+from mailgrant.oauth import client as protocol
+from mailgrant.oauth.client import ProviderError, TokenSet
+from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
+from mailgrant.oauth.selectors import (
+    Endpoints,
+    EndpointsMissing,
+    oauth_client_credentials,
+    oauth_client_endpoints,
+    oauth_client_http,
+    oauth_client_redirect_uri,
+)
+from mailgrant.providers import get_provider
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_CLAIMS = ("email", "preferred_username", "upn", "unique_name", "sub")
+
+
+class OAuthServiceError(Exception):
+    """A failure with a sentence for the administrator (`message`) and a stable `code`."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None, transient: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+        if code:
+            self.code = code
+
+
+class AuthorizationFailed(OAuthServiceError):
+    code = "authorization_failed"
+
+
+class GrantUnusable(OAuthServiceError):
+    """No valid access token can be had: the grant needs the admin (or the provider is down)."""
+
+    code = "grant_unusable"
+
+
+class OAuthClientInvalid(OAuthServiceError):
+    code = "invalid"
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+# --- clients -------------------------------------------------------------------------------
+
+
+def oauth_client_check(*, client: OAuthClient) -> dict[str, str]:
+    """Field errors of `client` as it stands, running OIDC discovery where it applies.
+
+    On success the discovered metadata is left on ``client.metadata`` (not saved)."""
+    errors: dict[str, str] = {}
+    if client.proxy:
+        try:
+            validate_proxy(client.proxy)
+        except ProxyError as exc:
+            errors["proxy"] = str(exc)
+    provider = get_provider(client.provider)
+    if not provider.uses_discovery:
+        client.metadata = {}
+        return errors
+    if not client.issuer:
+        client.metadata = {}
+        if not (client.authorize_url and client.token_url):
+            errors.setdefault(
+                "issuer",
+                "Enter the issuer URL (for discovery) or both the authorize and token URLs.",
+            )
+        return errors
+    if client.metadata.get("discovered_from") == client.issuer or "proxy" in errors:
+        return errors
+    try:
+        found = protocol.discover(http=oauth_client_http(client=client), issuer=client.issuer)
+    except ProviderError as exc:
+        errors["issuer"] = f"OpenID discovery failed: {exc.description or exc.error}"
+        return errors
+    client.metadata = {
+        "discovered_from": client.issuer,
+        "issuer": found.issuer,
+        "authorization_endpoint": found.authorization_endpoint,
+        "token_endpoint": found.token_endpoint,
+        "userinfo_endpoint": found.userinfo_endpoint,
+        "jwks_uri": found.jwks_uri,
+        "iss_parameter_supported": found.iss_parameter_supported,
+        "token_endpoint_auth_methods": list(found.token_endpoint_auth_methods),
+    }
+    return errors
+
+
+def oauth_client_save(
+    *, client: OAuthClient, client_secret: str | None = None, user: Any = None
+) -> OAuthClient:
+    """Create or update `client`; a non-empty `client_secret` replaces the stored one."""
+    errors = oauth_client_check(client=client)
+    if errors:
+        raise OAuthClientInvalid(errors)
+    if client_secret:
+        client.client_secret = client_secret  # type: ignore[assignment]  # sealed on save
+    creating = client.pk is None
+    with transaction.atomic():
+        client.save()
+        audit_record(
+            actor=actor_for(user), user=user, target=client,
+            action="oauth_client.created" if creating else "oauth_client.updated",
+            message="client secret replaced" if client_secret and not creating else "",
+        )
+    return client
+
+
+def oauth_client_set_status(*, client: OAuthClient, status: str, user: Any = None) -> OAuthClient:
+    with transaction.atomic():
+        client.status = status
+        client.save(update_fields=["status", "updated_at"])
+        audit_record(actor=actor_for(user), user=user, target=client,
+                     action=f"oauth_client.{status}")
+    return client
+
+
+def oauth_client_delete(*, client: OAuthClient, user: Any = None) -> None:
+    with transaction.atomic():
+        audit_record(actor=actor_for(user), user=user, target=client, action="oauth_client.deleted")
+        client.delete()
+
+
+# --- Validate: authorization code + PKCE -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartedAuthorization:
+    url: str
+    binding: str
+    pending: PendingAuthorization
+
+
+@dataclass(frozen=True)
+class Authorized:
+    grant: Grant
+    account: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def authorization_start(
+    *, client: OAuthClient, purpose: str, user: Any = None, grant: Grant | None = None
+) -> StartedAuthorization:
+    """Build the provider's authorize URL and remember what the callback must check."""
+    if not client.is_enabled:
+        raise AuthorizationFailed("This client is disabled: enable it before validating.",
+                                  code="client_disabled")
+    if grant is not None and grant.client_id != client.pk:
+        raise AuthorizationFailed("That grant belongs to another client.")
+    try:
+        endpoints = oauth_client_endpoints(client=client)
+    except EndpointsMissing as exc:
+        raise AuthorizationFailed(str(exc), code="endpoints_missing") from None
+    request = protocol.new_authorization(
+        authorize_url=endpoints.authorize_url,
+        client_id=client.client_id,
+        redirect_uri=oauth_client_redirect_uri(client=client),
+        scopes=endpoints.scopes,
+        scope_separator=endpoints.scope_separator,
+        extra_params=endpoints.authorize_params,
+    )
+    binding = secrets.token_urlsafe(32)
+    now = timezone.now()
+    with transaction.atomic():
+        pending = PendingAuthorization.objects.create(
+            state_hash=_sha256(request.state),
+            binding_hash=_sha256(binding),
+            client=client,
+            grant=grant,
+            purpose=purpose,
+            user=user if getattr(user, "pk", None) else None,
+            code_verifier=request.code_verifier,
+            nonce=request.nonce or "",
+            redirect_uri=oauth_client_redirect_uri(client=client),
+            expires_at=now + timedelta(seconds=settings.MAILGRANT_AUTHORIZATION_TTL),
+        )
+        audit_record(actor=actor_for(user), user=user, target=client,
+                     action="oauth_client.validate_started")
+    return StartedAuthorization(url=request.url, binding=binding, pending=pending)
+
+
+def authorization_complete(
+    *,
+    client_id: int,
+    state: str,
+    bindings: Collection[str] = (),
+    code: str = "",
+    error: str = "",
+    error_description: str = "",
+    iss: str | None = None,
+    user: Any = None,
+) -> Authorized:
+    """Finish a Validate from the provider's redirect. Nothing changes unless it all checks out."""
+    pending = _pending_consume(client_id=client_id, state=state, bindings=bindings)
+    try:
+        result = _authorization_finish(
+            pending=pending, code=code, error=error, error_description=error_description, iss=iss,
+        )
+    except AuthorizationFailed as exc:
+        with transaction.atomic():
+            PendingAuthorization.objects.filter(pk=pending.pk).update(
+                outcome=PendingAuthorization.Outcome.FAILED, message=exc.message
+            )
+            audit_record(actor=actor_for(user or pending.user), user=user or pending.user,
+                         target=pending.client, action="oauth_client.validate_failed",
+                         outcome="failed", message=exc.message)
+        raise
+    return result
+
+
+def _pending_consume(
+    *, client_id: int, state: str, bindings: Collection[str]
+) -> PendingAuthorization:
+    if not state:
+        raise AuthorizationFailed(
+            "The provider's answer carries no state, so it cannot be matched to a Validate "
+            "started here. Start Validate again.", code="state_missing")
+    now = timezone.now()
+    pending = (
+        PendingAuthorization.objects.select_related("client", "grant", "user")
+        .filter(state_hash=_sha256(state), client_id=client_id)
+        .first()
+    )
+    if pending is None:
+        raise AuthorizationFailed(
+            "Unknown state: this answer does not belong to a Validate started here (forged, "
+            "or meant for another server). Nothing was changed.", code="state_unknown")
+    if pending.consumed_at is not None:
+        raise AuthorizationFailed(
+            "This authorization answer was already used (a replay, or the page was reloaded). "
+            "Nothing was changed; start Validate again if needed.", code="state_replayed")
+    if pending.expires_at <= now:
+        raise AuthorizationFailed(
+            "This Validate took longer than 10 minutes and expired. Start it again.",
+            code="state_expired")
+    if pending.purpose != PendingAuthorization.Purpose.API and pending.binding_hash not in {
+        _sha256(b) for b in bindings
+    }:
+        raise AuthorizationFailed(
+            "This Validate was started in another browser session; finish it where it began.",
+            code="state_unbound")
+    consumed = PendingAuthorization.objects.filter(pk=pending.pk, consumed_at__isnull=True).update(
+        consumed_at=now
+    )
+    if consumed != 1:
+        raise AuthorizationFailed("This authorization answer was already used.",
+                                  code="state_replayed")
+    return pending
+
+
+def _authorization_finish(
+    *, pending: PendingAuthorization, code: str, error: str, error_description: str,
+    iss: str | None,
+) -> Authorized:
+    client = OAuthClient.objects.get(pk=pending.client_id)
+    if error:
+        text = f"{error}: {error_description}" if error_description else error
+        raise AuthorizationFailed(f"The provider refused the authorization ({text}).",
+                                  code=error if error == "access_denied" else "provider_error")
+    if not client.is_enabled:
+        raise AuthorizationFailed("This client was disabled meanwhile; nothing was stored.",
+                                  code="client_disabled")
+    if not code:
+        raise AuthorizationFailed("The provider's answer has no authorization code.")
+    try:
+        endpoints = oauth_client_endpoints(client=client)
+    except EndpointsMissing as exc:
+        raise AuthorizationFailed(str(exc)) from None
+    _check_iss(endpoints=endpoints, iss=iss)
+    http = oauth_client_http(client=client)
+    try:
+        tokens = protocol.exchange_code(
+            http=http,
+            token_url=endpoints.token_url,
+            credentials=oauth_client_credentials(client=client),
+            code=code,
+            redirect_uri=pending.redirect_uri,
+            code_verifier=pending.code_verifier.reveal(),
+        )
+        claims = _identity_claims(client=client, endpoints=endpoints, tokens=tokens,
+                                  nonce=pending.nonce or None)
+    except ProviderError as exc:
+        prefix = "The provider could not be reached" if exc.transient else "The provider refused"
+        raise AuthorizationFailed(f"{prefix}: {exc.message}",
+                                  code="provider_unreachable" if exc.transient else exc.error,
+                                  transient=exc.transient) from None
+    account = next((str(claims[c]) for c in ACCOUNT_CLAIMS if claims.get(c)), "")
+    return _grant_store_authorization(pending=pending, client=client, tokens=tokens,
+                                      account=account, subject=str(claims.get("sub", "")))
+
+
+def _check_iss(*, endpoints: Endpoints, iss: str | None) -> None:
+    """RFC 9207: the authorization response names its issuer; a mix-up shows as a mismatch."""
+    if iss is None:
+        if endpoints.iss_parameter_supported:
+            raise AuthorizationFailed(
+                "The provider announces the iss parameter but the answer has none (RFC 9207): "
+                "refused as a possible mix-up.", code="iss_missing")
+        return
+    expected = endpoints.issuer
+    if not expected:
+        return
+    if "{tenantid}" in expected:
+        prefix, _, suffix = expected.partition("{tenantid}")
+        matches = iss.startswith(prefix) and iss.endswith(suffix)
+    else:
+        matches = iss.rstrip("/") == expected.rstrip("/")
+    if not matches:
+        raise AuthorizationFailed(
+            f"The answer comes from issuer {iss!r}, not {expected!r} (RFC 9207 mix-up check).",
+            code="iss_mismatch")
+
+
+def _identity_claims(
+    *, client: OAuthClient, endpoints: Endpoints, tokens: TokenSet, nonce: str | None
+) -> dict[str, Any]:
+    http = oauth_client_http(client=client)
+    if tokens.id_token and endpoints.jwks_uri and endpoints.issuer:
+        jwks = protocol.fetch_jwks(http=http, jwks_uri=endpoints.jwks_uri)
+        return protocol.verify_id_token(
+            id_token=tokens.id_token, jwks=jwks, issuer=endpoints.issuer,
+            client_id=client.client_id, nonce=nonce,
+        )
+    if endpoints.userinfo_url:
+        return protocol.fetch_userinfo(http=http, url=endpoints.userinfo_url,
+                                       access_token=tokens.access_token)
+    return {}
+
+
+def _grant_store_authorization(
+    *, pending: PendingAuthorization, client: OAuthClient, tokens: TokenSet, account: str,
+    subject: str,
+) -> Authorized:
+    warnings: list[str] = []
+    now = timezone.now()
+    with transaction.atomic():
+        if pending.grant_id:
+            grant = Grant.objects.select_for_update().get(pk=pending.grant_id)
+        else:
+            grant = (Grant.objects.select_for_update().filter(client=client, is_default=True)
+                     .first() or Grant(client=client, is_default=True))
+        previous = grant.tokens() if grant.pk else None
+        if not tokens.refresh_token:
+            if previous and previous.refresh_token and grant.account == account:
+                # Google omits the refresh token on re-consent without prompt=consent; the one
+                # we hold for this same account still works.
+                tokens = tokens.after_refresh(previous)
+            if client.type == OAuthClient.Type.MAILBOX and not tokens.refresh_token:
+                warnings.append(
+                    "The provider returned no refresh token: access stops when the access token "
+                    "expires. Ask for offline access (offline_access, or Google's "
+                    "access_type=offline with prompt=consent).")
+        if grant.pk and grant.account and account and grant.account != account:
+            warnings.append(f"This grant was authorized as {grant.account} before; it is now "
+                            f"{account}.")
+        grant.account = account
+        grant.subject = subject
+        grant.state = Grant.State.AUTHORIZED
+        grant.token_set = tokens.to_dict()  # type: ignore[assignment]
+        grant.original_token_set = tokens.to_dict()  # type: ignore[assignment]
+        grant.scope = tokens.scope
+        grant.expires_at = _as_datetime(tokens.expires_at)
+        grant.authorized_at = now
+        grant.last_error = ""
+        grant.last_error_at = None
+        grant.save()
+        PendingAuthorization.objects.filter(pk=pending.pk).update(
+            outcome=PendingAuthorization.Outcome.SUCCEEDED,
+            message=f"Authorized as {account or 'an unnamed account'}",
+            result_grant=grant,
+        )
+        audit_record(actor=actor_for(pending.user), user=pending.user, target=grant,
+                     action="grant.authorized", message=f"Authorized as {account}")
+    return Authorized(grant=grant, account=account, warnings=warnings)
+
+
+def _as_datetime(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def authorization_purge_expired() -> int:
+    """Delete started authorizations older than a day (kept a while for the API to poll)."""
+    cutoff = timezone.now() - timedelta(days=1)
+    deleted, _ = PendingAuthorization.objects.filter(expires_at__lt=cutoff).delete()
+    return deleted
+
+
+# --- keeping tokens fresh --------------------------------------------------------------------
+
+
+def _refresh_margin(tokens: TokenSet) -> float:
+    lifetime = tokens.lifetime
+    margin = float(settings.MAILGRANT_REFRESH_MARGIN)
+    return margin if lifetime is None else min(margin, lifetime / 2)
+
+
+def _is_fresh(grant: Grant, tokens: TokenSet | None, min_valid_seconds: float) -> bool:
+    if grant.state != Grant.State.AUTHORIZED or tokens is None:
+        return False
+    if tokens.expires_at is None:
+        return True  # the provider gave no lifetime: use it until refused
+    remaining = tokens.expires_at - timezone.now().timestamp()
+    return remaining > max(_refresh_margin(tokens), min_valid_seconds)
+
+
+def access_token_for(*, grant: Grant, min_valid_seconds: float = 0) -> TokenSet:
+    """A token set whose access token is valid now (for at least `min_valid_seconds` when the
+    provider allows), refreshing it when it is near expiry."""
+    grant = Grant.objects.select_related("client").get(pk=grant.pk)
+    tokens = grant.tokens()
+    if _is_fresh(grant, tokens, min_valid_seconds) and grant.client.is_enabled:
+        return tokens  # type: ignore[return-value]
+    try:
+        grant = grant_refresh(grant=grant, force=False, min_valid_seconds=min_valid_seconds)
+    except GrantUnusable as exc:
+        # A provider outage must not stop a mailbox whose token is still good for a while.
+        if exc.transient and tokens and tokens.expires_at and grant.client.is_enabled and (
+            tokens.expires_at > timezone.now().timestamp() + 5
+        ):
+            log.warning("Using the current token of grant %s: %s", grant.pk, exc.message)
+            return tokens
+        raise
+    return grant.tokens()  # type: ignore[return-value]
+
+
+def grant_refresh(
+    *, grant: Grant, force: bool = True, min_valid_seconds: float = 0, user: Any = None
+) -> Grant:
+    """Refresh `grant`'s tokens at the provider, once, however many callers ask at once.
+
+    The grant's row stays locked around the token request and is re-read after the lock is
+    taken: a caller that waited finds the fresh token and does not spend the (rotated) refresh
+    token a second time."""
+    failure: GrantUnusable | None = None
+    with transaction.atomic():
+        grant = Grant.objects.select_for_update().select_related("client").get(pk=grant.pk)
+        tokens = grant.tokens()
+        if not force and _is_fresh(grant, tokens, min_valid_seconds) and grant.client.is_enabled:
+            return grant
+        _check_refreshable(grant, tokens)
+        assert tokens is not None and tokens.refresh_token
+        try:
+            new = protocol.refresh(
+                http=oauth_client_http(client=grant.client),
+                token_url=oauth_client_endpoints(client=grant.client).token_url,
+                credentials=oauth_client_credentials(client=grant.client),
+                refresh_token=tokens.refresh_token,
+            )
+        except (ProviderError, EndpointsMissing) as exc:
+            failure = _refresh_failed(grant=grant, exc=exc, user=user)
+        else:
+            _refresh_succeeded(grant=grant, tokens=new.after_refresh(tokens), user=user)
+    if failure is not None:
+        raise failure
+    return grant
+
+
+def _check_refreshable(grant: Grant, tokens: TokenSet | None) -> None:
+    if not grant.client.is_enabled:
+        raise GrantUnusable(f"Client {grant.client.name} is disabled.", code="client_disabled")
+    if grant.state == Grant.State.REAUTHORIZATION_REQUIRED:
+        raise GrantUnusable(
+            f"Grant {grant} needs to be validated again: {grant.last_error}",
+            code="reauthorization_required")
+    if tokens is None:
+        raise GrantUnusable(f"Client {grant.client.name} is not authorized yet: press Validate.",
+                            code="not_authorized")
+    if not tokens.refresh_token:
+        raise GrantUnusable(
+            f"Grant {grant} has no refresh token: validate it again (with offline access).",
+            code="reauthorization_required")
+
+
+def _refresh_succeeded(*, grant: Grant, tokens: TokenSet, user: Any) -> None:
+    grant.token_set = tokens.to_dict()  # type: ignore[assignment]
+    grant.expires_at = _as_datetime(tokens.expires_at)
+    grant.scope = tokens.scope or grant.scope
+    grant.state = Grant.State.AUTHORIZED
+    grant.last_refresh_at = timezone.now()
+    grant.refresh_count += 1
+    grant.last_error = ""
+    grant.last_error_at = None
+    grant.save()
+    audit_record(actor=actor_for(user), user=user, target=grant, action="grant.refreshed")
+
+
+def _refresh_failed(*, grant: Grant, exc: Exception, user: Any) -> GrantUnusable:
+    if isinstance(exc, EndpointsMissing):
+        error = GrantUnusable(str(exc), code="endpoints_missing")
+        state = Grant.State.ERROR
+    elif isinstance(exc, ProviderError) and exc.needs_reauthorization:
+        error = GrantUnusable(
+            f"The provider refused the refresh token ({exc.message}): validate again.",
+            code="reauthorization_required")
+        state = Grant.State.REAUTHORIZATION_REQUIRED
+    elif isinstance(exc, ProviderError):
+        hint = ""
+        if exc.aadsts == "AADSTS7000222":
+            hint = " The client secret has expired: create a new one at the provider."
+        elif exc.error == "invalid_client":
+            hint = " Check the client ID and secret."
+        error = GrantUnusable(
+            f"The refresh failed ({exc.message}).{hint}",
+            code="provider_unreachable" if exc.transient else "provider_error",
+            transient=exc.transient)
+        # A passing outage leaves the grant authorized: the next call simply tries again.
+        state = Grant.State.AUTHORIZED if exc.transient else Grant.State.ERROR
+    else:  # pragma: no cover - defensive
+        raise exc
+    grant.state = state
+    grant.last_error = error.message
+    grant.last_error_at = timezone.now()
+    grant.save(update_fields=["state", "last_error", "last_error_at", "updated_at"])
+    audit_record(actor=actor_for(user), user=user, target=grant, action="grant.refresh_failed",
+                 outcome="failed", message=error.message)
+    log.warning("Refresh of grant %s failed: %s", grant.pk, error.message)
+    return error
+
+
+__all__ = [
+    "AuthorizationFailed", "Authorized", "GrantUnusable", "IntegrityError", "OAuthClientInvalid",
+    "OAuthServiceError", "access_token_for", "authorization_complete", "authorization_start",
+    "grant_refresh", "oauth_client_check", "oauth_client_delete", "oauth_client_save",
+    "oauth_client_set_status",
+]

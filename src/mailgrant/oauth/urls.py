@@ -1,0 +1,9 @@
+from django.urls import path
+
+from mailgrant.oauth import views
+
+app_name = "oauth"
+
+urlpatterns = [
+    path("callback/<int:client_id>/", views.callback, name="callback"),
+]

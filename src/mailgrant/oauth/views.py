@@ -1,0 +1,43 @@
+"""The provider's redirect back to mailgrant after Validate."""
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from mailgrant.oauth.services import AuthorizationFailed, authorization_complete
+
+SESSION_BINDINGS = "mailgrant_authorization_bindings"
+
+
+def remember_binding(request: HttpRequest, binding: str) -> None:
+    """Tie a started Validate to this browser session (the newest few are kept)."""
+    bindings = request.session.get(SESSION_BINDINGS, [])
+    request.session[SESSION_BINDINGS] = [*bindings, binding][-10:]
+
+
+@never_cache
+@require_GET
+@staff_member_required
+def callback(request: HttpRequest, client_id: int) -> HttpResponse:
+    params = request.GET
+    try:
+        result = authorization_complete(
+            client_id=client_id,
+            state=params.get("state", ""),
+            bindings=request.session.get(SESSION_BINDINGS, []),
+            code=params.get("code", ""),
+            error=params.get("error", ""),
+            error_description=params.get("error_description", ""),
+            iss=params.get("iss"),
+            user=request.user,
+        )
+    except AuthorizationFailed as exc:
+        messages.error(request, f"Validate failed: {exc.message}")
+    else:
+        messages.success(request, f"Authorized as {result.account or 'an unnamed account'}.")
+        for warning in result.warnings:
+            messages.warning(request, warning)
+    return HttpResponseRedirect(reverse("admin:oauth_oauthclient_change", args=[client_id]))

@@ -1,0 +1,22 @@
+"""Google (Gmail, Google Workspace)."""
+
+from mailgrant.providers.base import MAILBOX, USER, Provider
+
+PROVIDER = Provider(
+    id="google",
+    name="Google",
+    authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
+    token_url="https://oauth2.googleapis.com/token",
+    userinfo_url="https://openidconnect.googleapis.com/v1/userinfo",
+    jwks_uri="https://www.googleapis.com/oauth2/v3/certs",
+    issuer="https://accounts.google.com",
+    scopes={
+        MAILBOX: ("https://mail.google.com/", "openid", "email"),
+        USER: ("openid", "profile", "email"),
+    },
+    # Google returns a refresh token only with access_type=offline, and on a repeated consent
+    # only when prompt=consent forces the consent screen again.
+    authorize_params={MAILBOX: {"access_type": "offline", "prompt": "consent"}},
+    username_attribute={MAILBOX: "email", USER: "email"},
+    token_endpoint_auth_method="client_secret_post",
+)

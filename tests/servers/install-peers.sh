@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the tests' real peers need: Node.js + oidc-provider (npm ci, pinned by the lock
+# file) and Debian's Chromium for Playwright. Debian packages only when missing and run as root;
+# otherwise the tests say what is missing (and fail under CI=true).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+missing=()
+command -v node >/dev/null || missing+=(nodejs npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "warning: missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})" >&2
+  fi
+fi
+
+if command -v npm >/dev/null; then
+  if [ ! -f oidc/node_modules/.package-lock.json ] || \
+     ! cmp -s oidc/package-lock.json oidc/node_modules/.mailgrant-lock; then
+    (cd oidc && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.mailgrant-lock)
+  fi
+fi
