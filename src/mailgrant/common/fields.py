@@ -71,3 +71,11 @@ class SealedJSONField(SealedField):
 
     def _encrypt(self, value: Any) -> str:
         return get_vault().encrypt_json(value)
+
+
+class URLField(models.URLField):
+    """A URL field whose form field assumes https for a URL typed without a scheme."""
+
+    def formfield(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("assume_scheme", "https")
+        return super().formfield(**kwargs)

@@ -152,5 +152,6 @@ LOGGING = {
     "loggers": {
         # httpcore at DEBUG prints raw request/response traces; never useful, often secret.
         "httpcore": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
     },
 }

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from mailgrant.common.fields import Sealed, SealedField, SealedJSONField
+from mailgrant.common.fields import Sealed, SealedField, SealedJSONField, URLField
 from mailgrant.oauth.client import TokenSet
 from mailgrant.providers import MAILBOX, PROVIDERS, USER
 
@@ -40,15 +40,15 @@ class OAuthClient(models.Model):
         help_text="Azure only: tenant ID or domain, or organizations / common. "
                   "Empty means organizations.",
     )
-    issuer = models.URLField(
+    issuer = URLField(
         max_length=500, blank=True,
         help_text="Generic only: the OpenID issuer URL; discovery fills the empty URLs below.",
     )
     scope = models.CharField(
         max_length=2000, blank=True, help_text="Empty means the provider's scopes for this type."
     )
-    authorize_url = models.URLField("Url Authorize", max_length=500, blank=True)
-    token_url = models.URLField("Url Access Token", max_length=500, blank=True)
+    authorize_url = URLField("Url Authorize", max_length=500, blank=True)
+    token_url = URLField("Url Access Token", max_length=500, blank=True)
     proxy = models.CharField(
         max_length=500, blank=True, help_text="e.g. http://proxy.example.com:3128; empty: direct."
     )
@@ -59,7 +59,7 @@ class OAuthClient(models.Model):
         help_text="Joins the scopes in the authorize request; a space unless the provider "
                   "wants another.",
     )
-    userinfo_endpoint = models.URLField("Endpoint User Data", max_length=500, blank=True)
+    userinfo_endpoint = URLField("Endpoint User Data", max_length=500, blank=True)
     user_data_source = models.CharField(
         max_length=20, choices=UserDataSource.choices, default=UserDataSource.ID_TOKEN
     )
@@ -127,9 +127,12 @@ class Grant(models.Model):
 
     def tokens(self) -> TokenSet | None:
         """The current token set, decrypted; None before the first authorization."""
-        if not isinstance(self.token_set, Sealed):
-            return None
-        return TokenSet.from_dict(self.token_set.reveal_json())
+        value = self.token_set
+        if isinstance(value, Sealed):
+            return TokenSet.from_dict(value.reveal_json())
+        if isinstance(value, dict):  # assigned in this process, not yet read back
+            return TokenSet.from_dict(value)
+        return None
 
     def expires_in(self, now: datetime) -> float | None:
         return None if self.expires_at is None else (self.expires_at - now).total_seconds()
