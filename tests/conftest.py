@@ -61,3 +61,59 @@ def make_grant(db: Any) -> Any:
         )
 
     return make
+
+
+# --- the real OpenID provider (npm oidc-provider) -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def oidc() -> Iterator[Any]:
+    from tests.peers import require
+    from tests.servers.oidc import OidcServer, oidc_available
+
+    available, reason = oidc_available()
+    require(available, reason)
+    with OidcServer() as server:
+        yield server
+
+
+@pytest.fixture
+def oidc_client(oidc: Any, make_client: Any, settings: Any) -> Any:
+    """A generic client at the test provider, discovered from its issuer and registered there
+    with this client's redirect URI (registered again if the base URL changes)."""
+    import uuid
+
+    from mailgrant.oauth.selectors import oauth_client_redirect_uri
+
+    def make(**fields: Any) -> OAuthClient:
+        fields.setdefault("client_id", f"mg-{uuid.uuid4().hex[:12]}")
+        fields.setdefault("client_secret", f"secret-{uuid.uuid4().hex}")
+        fields.setdefault("scope", "openid email offline_access mail")
+        client = make_client(issuer=oidc.issuer, **fields)
+        oidc.register_client(
+            client_id=client.client_id,
+            client_secret=fields["client_secret"],
+            redirect_uris=[oauth_client_redirect_uri(client=client)],
+        )
+        return client
+
+    return make
+
+
+@pytest.fixture
+def validate_headless(oidc: Any) -> Any:
+    """Validate `client` as `login` through the provider's real login and consent pages."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from mailgrant.oauth.services import authorization_complete, authorization_start
+    from tests.servers.oidc import ACCOUNTS
+
+    def run(client: OAuthClient, login: str = "alice@example.test") -> Any:
+        started = authorization_start(client=client, purpose="validate")
+        redirect = oidc.login_headless(started.url, login=login,
+                                       password=ACCOUNTS[login]["password"])
+        query = {k: v[0] for k, v in parse_qs(urlsplit(redirect).query).items()
+                 if k in {"code", "state", "iss", "error", "error_description"}}
+        return authorization_complete(client_id=client.pk, bindings=[started.binding], **query)
+
+    return run
