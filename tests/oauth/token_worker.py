@@ -2,6 +2,7 @@
 
     setup ISSUER LOGIN PASSWORD   create a client at the test provider, validate it, print
                                   its name and grant id as JSON
+    reveal GRANT_ID               print the grant's current token set as JSON (for canaries)
     tokens GRANT_ID THREADS START ask for an access token from THREADS threads at once at the
                                   epoch time START; print one JSON list of the tokens
 
@@ -20,7 +21,7 @@ import django
 import httpx
 
 
-def setup(issuer: str, login: str, password: str) -> dict:
+def setup(issuer: str, login: str, password: str, secret: str = "") -> dict:
     from mailgrant.oauth.models import OAuthClient
     from mailgrant.oauth.selectors import oauth_client_redirect_uri
     from mailgrant.oauth.services import (
@@ -30,7 +31,7 @@ def setup(issuer: str, login: str, password: str) -> dict:
     )
     from tests.servers.oidc import login_headless
 
-    secret = f"secret-{uuid.uuid4().hex}"
+    secret = secret or f"secret-{uuid.uuid4().hex}"
     client = oauth_client_save(
         client=OAuthClient(name=f"mp-{uuid.uuid4().hex[:8]}", provider="generic", issuer=issuer,
                            client_id=f"mp-{uuid.uuid4().hex[:12]}",
@@ -80,5 +81,9 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "setup":
         print(json.dumps(setup(*args)))
+    elif command == "reveal":
+        from mailgrant.oauth.models import Grant
+
+        print(json.dumps(Grant.objects.get(pk=int(args[0])).tokens().to_dict()))
     else:
         print(json.dumps(tokens(int(args[0]), int(args[1]), float(args[2]))))
