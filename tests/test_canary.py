@@ -50,6 +50,7 @@ def test_commands_and_debug_logs_never_show_secrets(oidc, tmp_path) -> None:
     after = json.loads(run("reveal", str(grant["grant"]), module=True).stdout)
     canaries = [CANARY_SECRET, tokens["access_token"], tokens["refresh_token"],
                 tokens["id_token"], after["refresh_token"], after["access_token"]]
+    assert "DEBUG" in setup.stderr and "SELECT" in setup.stderr  # the logs really are verbose
     outputs = {"setup (stderr: DEBUG logs)": setup.stderr, "client refresh": refresh.stdout +
                refresh.stderr}
     for args in (["client", "list"], ["client", "list", "--json"], ["vault", "rotate"],
