@@ -141,6 +141,9 @@ MAILGRANT_AUTHORIZATION_TTL = 600
 
 DEFAULT_EXCEPTION_REPORTER_FILTER = "mailgrant.common.redaction.RedactingExceptionReporterFilter"
 
+MAILGRANT_LOG_LEVEL = os.environ.get("MAILGRANT_LOG_LEVEL", "INFO").upper()
+# At INFO the HTTP libraries stay quiet; at DEBUG everything talks (still through the filter).
+_library_level = "DEBUG" if MAILGRANT_LOG_LEVEL == "DEBUG" else "WARNING"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -149,10 +152,10 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("MAILGRANT_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": MAILGRANT_LOG_LEVEL},
     "loggers": {
-        # httpcore at DEBUG prints raw request/response traces; never useful, often secret.
-        "httpcore": {"level": "WARNING"},
-        "httpx": {"level": "WARNING"},
+        "django": {"handlers": ["console"], "level": MAILGRANT_LOG_LEVEL, "propagate": False},
+        "httpcore": {"level": _library_level},
+        "httpx": {"level": _library_level},
     },
 }

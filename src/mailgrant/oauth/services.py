@@ -403,6 +403,7 @@ def _grant_store_authorization(
         )
         audit_record(actor=actor_for(pending.user), user=pending.user, target=grant,
                      action="grant.authorized", message=f"Authorized as {account}")
+    log.info("Client %s authorized as %s (grant %s)", client.name, account, grant.pk)
     return Authorized(grant=grant, account=account, warnings=warnings)
 
 
@@ -472,9 +473,11 @@ def grant_refresh(
         _check_refreshable(grant, tokens)
         assert tokens is not None and tokens.refresh_token
         try:
+            token_url = oauth_client_endpoints(client=grant.client).token_url
+            log.debug("Refreshing grant %s (%s) at %s", grant.pk, grant.account, token_url)
             new = protocol.refresh(
                 http=oauth_client_http(client=grant.client),
-                token_url=oauth_client_endpoints(client=grant.client).token_url,
+                token_url=token_url,
                 credentials=oauth_client_credentials(client=grant.client),
                 refresh_token=tokens.refresh_token,
             )
@@ -514,6 +517,7 @@ def _refresh_succeeded(*, grant: Grant, tokens: TokenSet, user: Any) -> None:
     grant.last_error_at = None
     grant.save()
     audit_record(actor=actor_for(user), user=user, target=grant, action="grant.refreshed")
+    log.info("Refreshed grant %s (%s); valid until %s", grant.pk, grant.account, grant.expires_at)
 
 
 def _refresh_failed(*, grant: Grant, exc: Exception, user: Any) -> GrantUnusable:
