@@ -45,18 +45,32 @@ def make_client(db: Any) -> Any:
 def make_grant(db: Any) -> Any:
     """A grant holding a token set as if Validate had run (for tests against fakes)."""
 
-    def make(client: OAuthClient, *, access_token: str = "at-initial", refresh_token: str | None =
-             "rt-initial", expires_in: float = 3600, lifetime: float = 3600,
-             account: str = "alice@example.test") -> Grant:
+    def make(
+        client: OAuthClient,
+        *,
+        access_token: str = "at-initial",
+        refresh_token: str | None = "rt-initial",
+        expires_in: float = 3600,
+        lifetime: float = 3600,
+        account: str = "alice@example.test",
+    ) -> Grant:
         expires_at = time.time() + expires_in
-        tokens = TokenSet(access_token=access_token, refresh_token=refresh_token,
-                          expires_at=expires_at, obtained_at=expires_at - lifetime,
-                          scope="openid email")
+        tokens = TokenSet(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=expires_at,
+            obtained_at=expires_at - lifetime,
+            scope="openid email",
+        )
         from datetime import UTC, datetime
 
         return Grant.objects.create(
-            client=client, is_default=True, account=account, state=Grant.State.AUTHORIZED,
-            token_set=tokens.to_dict(), original_token_set=tokens.to_dict(),
+            client=client,
+            is_default=True,
+            account=account,
+            state=Grant.State.AUTHORIZED,
+            token_set=tokens.to_dict(),
+            original_token_set=tokens.to_dict(),
             expires_at=datetime.fromtimestamp(tokens.expires_at, tz=UTC),
         )
 
@@ -110,10 +124,14 @@ def validate_headless(oidc: Any) -> Any:
 
     def run(client: OAuthClient, login: str = "alice@example.test") -> Any:
         started = authorization_start(client=client, purpose="validate")
-        redirect = oidc.login_headless(started.url, login=login,
-                                       password=ACCOUNTS[login]["password"])
-        query = {k: v[0] for k, v in parse_qs(urlsplit(redirect).query).items()
-                 if k in {"code", "state", "iss", "error", "error_description"}}
+        redirect = oidc.login_headless(
+            started.url, login=login, password=ACCOUNTS[login]["password"]
+        )
+        query = {
+            k: v[0]
+            for k, v in parse_qs(urlsplit(redirect).query).items()
+            if k in {"code", "state", "iss", "error", "error_description"}
+        }
         return authorization_complete(client_id=client.pk, bindings=[started.binding], **query)
 
     return run

@@ -9,8 +9,8 @@ os.environ.setdefault("MAILGRANT_BASE_URL", "http://testserver")
 os.environ.pop("MAILGRANT_DATABASE_URL", None)
 os.environ.pop("MAILGRANT_VAULT_KEYS", None)
 
-from mailgrant.config.settings import *  # noqa: E402,F403
-from mailgrant.config.settings import DATABASES, MAILGRANT_HOME  # noqa: E402
+from mailgrant.config.settings import *  # noqa: F403
+from mailgrant.config.settings import DATABASES, MAILGRANT_HOME
 
 DATABASES["default"]["TEST"] = {"NAME": str(MAILGRANT_HOME / "test.sqlite3")}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

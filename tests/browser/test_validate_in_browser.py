@@ -24,8 +24,9 @@ def _login_admin(page, base: str, django_user_model) -> None:
     page.wait_for_url(f"{base}/admin/")
 
 
-def test_validate_a_generic_client_in_a_real_browser(page, live_server, settings, oidc,
-                                                     django_user_model):
+def test_validate_a_generic_client_in_a_real_browser(
+    page, live_server, settings, oidc, django_user_model
+):
     base = live_server.url
     settings.MAILGRANT_BASE_URL = base
     _login_admin(page, base, django_user_model)
@@ -54,8 +55,9 @@ def test_validate_a_generic_client_in_a_real_browser(page, live_server, settings
     assert page.text_content("button[data-copy]") == "Copied"
 
     # The provider's administrator registers the redirect URI shown on the page.
-    oidc.register_client(client_id="browser-client", client_secret=SECRET,
-                         redirect_uris=[redirect_uri])
+    oidc.register_client(
+        client_id="browser-client", client_secret=SECRET, redirect_uris=[redirect_uri]
+    )
 
     page.click("#mailgrant-validate button[type=submit]")
     page.wait_for_url(f"{oidc.issuer}/interaction/**")

@@ -20,8 +20,14 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def _run(home: Path, *args: str, input: str | None = None, **extra: str):
-    return subprocess.run([MAILGRANT, *args], env=_env(home, **extra), capture_output=True,
-                          text=True, input=input, timeout=120)
+    return subprocess.run(
+        [MAILGRANT, *args],
+        env=_env(home, **extra),
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=120,
+    )
 
 
 def test_migrate_and_unattended_superuser(tmp_path: Path) -> None:
@@ -29,8 +35,16 @@ def test_migrate_and_unattended_superuser(tmp_path: Path) -> None:
     assert migrated.returncode == 0, migrated.stderr
     assert (tmp_path / "mailgrant.sqlite3").exists()
     assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
-    made = _run(tmp_path, "createsuperuser", "--noinput", "--username", "admin",
-                "--email", "admin@example.com", DJANGO_SUPERUSER_PASSWORD="a-long-password-1")
+    made = _run(
+        tmp_path,
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "admin",
+        "--email",
+        "admin@example.com",
+        DJANGO_SUPERUSER_PASSWORD="a-long-password-1",
+    )
     assert made.returncode == 0, made.stderr
     assert "Superuser created" in made.stdout
 
@@ -61,8 +75,13 @@ def test_serve_uses_the_production_server(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     listen = f"127.0.0.1:{port}"
-    server = subprocess.Popen([MAILGRANT, "serve"], env=_env(tmp_path, MAILGRANT_LISTEN=listen),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [MAILGRANT, "serve"],
+        env=_env(tmp_path, MAILGRANT_LISTEN=listen),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

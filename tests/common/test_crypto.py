@@ -24,7 +24,8 @@ def test_round_trip_and_ciphertext_differs() -> None:
     assert "hunter2" not in sealed
     assert vault.decrypt(sealed) == "hunter2-secret"
     assert vault.decrypt_json(vault.encrypt_json({"access_token": "x" * 10})) == {
-        "access_token": "x" * 10}
+        "access_token": "x" * 10
+    }
 
 
 def test_wrong_key_fails_closed_with_a_clear_error() -> None:

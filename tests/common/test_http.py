@@ -3,14 +3,26 @@ import pytest
 from mailgrant.common.http import HttpSettings, ProxyError, http_client, validate_proxy
 
 
-@pytest.mark.parametrize("proxy", ["http://proxy.example.com:3128", "socks5://10.0.0.1:1080",
-                                   "https://user:pw@proxy:8443"])
+@pytest.mark.parametrize(
+    "proxy",
+    ["http://proxy.example.com:3128", "socks5://10.0.0.1:1080", "https://user:pw@proxy:8443"],
+)
 def test_valid_proxies(proxy: str) -> None:
     assert validate_proxy(proxy) == proxy
 
 
-@pytest.mark.parametrize("proxy", ["proxy:3128", "ftp://proxy:21", "http://", "http://proxy:99999",
-                                   "http://proxy:3128/path", "http://proxy:abc", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "proxy:3128",
+        "ftp://proxy:21",
+        "http://",
+        "http://proxy:99999",
+        "http://proxy:3128/path",
+        "http://proxy:abc",
+        "javascript:alert(1)",
+    ],
+)
 def test_malformed_proxies_are_refused(proxy: str) -> None:
     with pytest.raises(ProxyError):
         validate_proxy(proxy)

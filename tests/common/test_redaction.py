@@ -29,8 +29,9 @@ def test_remembered_secrets_are_masked_anywhere() -> None:
 
 def test_log_filter_renders_args_and_tracebacks() -> None:
     remember_secret("canary-log-5a4b3c")
-    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "value %s", ("canary-log-5a4b3c",),
-                               None)
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "value %s", ("canary-log-5a4b3c",), None
+    )
     try:
         raise ValueError("boom canary-log-5a4b3c")
     except ValueError:
@@ -45,7 +46,9 @@ def test_log_filter_renders_args_and_tracebacks() -> None:
 
 def test_error_report_filter_hides_secret_posts_and_variables() -> None:
     remember_secret("canary-post-1a2b3c")
-    request = RequestFactory().post("/x", {"client_secret": "anything", "note": "canary-post-1a2b3c"})
+    request = RequestFactory().post(
+        "/x", {"client_secret": "anything", "note": "canary-post-1a2b3c"}
+    )
     params = RedactingExceptionReporterFilter().get_post_parameters(request)
     assert params["client_secret"] != "anything"
     assert "canary" not in params["note"]

@@ -15,13 +15,29 @@ SECRET = "canary-admin-secret-7c1e"
 
 def _form(**overrides):
     data = {
-        "name": "Support mailbox", "provider": "google", "type": "mailbox", "status": "enabled",
-        "client_id": "1234.apps.googleusercontent.com", "client_secret": SECRET, "tenant": "",
-        "issuer": "", "scope": "", "scope_separator": " ", "authorize_url": "", "token_url": "",
-        "proxy": "", "verify_ssl": "on", "userinfo_endpoint": "", "user_data_source": "id_token",
-        "username_attribute": "", "user_fields": "{}", "user_create_expression": "",
-        "login_button_caption": "", "login_button_icon": "",
-        "grants-TOTAL_FORMS": "0", "grants-INITIAL_FORMS": "0",
+        "name": "Support mailbox",
+        "provider": "google",
+        "type": "mailbox",
+        "status": "enabled",
+        "client_id": "1234.apps.googleusercontent.com",
+        "client_secret": SECRET,
+        "tenant": "",
+        "issuer": "",
+        "scope": "",
+        "scope_separator": " ",
+        "authorize_url": "",
+        "token_url": "",
+        "proxy": "",
+        "verify_ssl": "on",
+        "userinfo_endpoint": "",
+        "user_data_source": "id_token",
+        "username_attribute": "",
+        "user_fields": "{}",
+        "user_create_expression": "",
+        "login_button_caption": "",
+        "login_button_icon": "",
+        "grants-TOTAL_FORMS": "0",
+        "grants-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -30,22 +46,41 @@ def _form(**overrides):
 def test_add_form_has_no_redirect_uri_yet_and_every_seed_field(admin_client) -> None:
     html = admin_client.get(reverse("admin:oauth_oauthclient_add")).content.decode()
     assert "Redirect URI" not in html
-    for field in ("name", "provider", "type", "client_id", "client_secret", "scope",
-                  "authorize_url", "token_url", "proxy", "verify_ssl", "status",
-                  "scope_separator", "userinfo_endpoint", "user_data_source",
-                  "username_attribute", "user_fields", "user_create_expression",
-                  "login_button_caption", "login_button_icon", "tenant", "issuer"):
+    for field in (
+        "name",
+        "provider",
+        "type",
+        "client_id",
+        "client_secret",
+        "scope",
+        "authorize_url",
+        "token_url",
+        "proxy",
+        "verify_ssl",
+        "status",
+        "scope_separator",
+        "userinfo_endpoint",
+        "user_data_source",
+        "username_attribute",
+        "user_fields",
+        "user_create_expression",
+        "login_button_caption",
+        "login_button_icon",
+        "tenant",
+        "issuer",
+    ):
         assert f'name="{field}"' in html, field
 
 
 def test_create_then_redirect_uri_validate_button_and_secret_never_rendered(admin_client):
-    response = admin_client.post(reverse("admin:oauth_oauthclient_add"), _form(),
-                                 follow=True)
+    response = admin_client.post(reverse("admin:oauth_oauthclient_add"), _form(), follow=True)
     assert response.status_code == 200
     client = OAuthClient.objects.get(name="Support mailbox")
     assert client.client_secret.reveal() == SECRET
     assert client.scope_separator == " "
-    html = admin_client.get(reverse("admin:oauth_oauthclient_change", args=[client.pk])).content.decode()
+    html = admin_client.get(
+        reverse("admin:oauth_oauthclient_change", args=[client.pk])
+    ).content.decode()
     assert f'value="http://testserver/oauth/callback/{client.pk}/"' in html
     assert "data-copy" in html and ">Validate</button>" in html
     assert SECRET not in html
@@ -88,17 +123,22 @@ def test_enable_and_disable_actions(admin_client, make_client) -> None:
     admin_client.post(url, {"action": "enable", "_selected_action": [client.pk]})
     client.refresh_from_db()
     assert client.status == "enabled"
-    assert AuditEvent.objects.filter(action="oauth_client.disabled", target_id=str(client.pk)).exists()
+    assert AuditEvent.objects.filter(
+        action="oauth_client.disabled", target_id=str(client.pk)
+    ).exists()
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("proxy", "proxy.example.com:3128", "A proxy must be a URL"),
-    ("proxy", "http://proxy:99999", "port"),
-    ("name", "", "This field is required"),
-    ("provider", "yahoo", "Select a valid choice"),
-    ("authorize_url", "javascript:alert(1)", "Enter a valid URL"),
-    ("user_fields", "{not json", "Enter a valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("proxy", "proxy.example.com:3128", "A proxy must be a URL"),
+        ("proxy", "http://proxy:99999", "port"),
+        ("name", "", "This field is required"),
+        ("provider", "yahoo", "Select a valid choice"),
+        ("authorize_url", "javascript:alert(1)", "Enter a valid URL"),
+        ("user_fields", "{not json", "Enter a valid JSON"),
+    ],
+)
 def test_bad_input_is_a_form_error_and_saves_nothing(admin_client, field, value, message) -> None:
     response = admin_client.post(reverse("admin:oauth_oauthclient_add"), _form(**{field: value}))
     assert response.status_code == 200
@@ -108,45 +148,63 @@ def test_bad_input_is_a_form_error_and_saves_nothing(admin_client, field, value,
 
 
 def test_generic_needs_issuer_or_urls(admin_client) -> None:
-    response = admin_client.post(reverse("admin:oauth_oauthclient_add"),
-                                 _form(provider="generic"))
+    response = admin_client.post(reverse("admin:oauth_oauthclient_add"), _form(provider="generic"))
     assert "Enter the issuer URL" in response.content.decode()
     assert not OAuthClient.objects.exists()
 
 
 def test_discovery_fills_endpoints(admin_client, fake_provider) -> None:
     issuer = fake_provider.url
-    fake_provider.answer("/.well-known/openid-configuration", {
-        "issuer": issuer, "authorization_endpoint": f"{issuer}/auth",
-        "token_endpoint": f"{issuer}/token", "jwks_uri": f"{issuer}/jwks",
-        "userinfo_endpoint": f"{issuer}/me",
-        "authorization_response_iss_parameter_supported": True})
-    admin_client.post(reverse("admin:oauth_oauthclient_add"),
-                      _form(provider="generic", issuer=issuer))
+    fake_provider.answer(
+        "/.well-known/openid-configuration",
+        {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/auth",
+            "token_endpoint": f"{issuer}/token",
+            "jwks_uri": f"{issuer}/jwks",
+            "userinfo_endpoint": f"{issuer}/me",
+            "authorization_response_iss_parameter_supported": True,
+        },
+    )
+    admin_client.post(
+        reverse("admin:oauth_oauthclient_add"), _form(provider="generic", issuer=issuer)
+    )
     client = OAuthClient.objects.get()
     assert client.metadata["token_endpoint"] == f"{issuer}/token"
     assert client.metadata["iss_parameter_supported"] is True
 
 
-@pytest.mark.parametrize(("answer", "message"), [
-    (None, "answered HTTP 404"),
-    ({"issuer": "https://evil.example"}, "has no authorization_endpoint"),
-    ({"issuer": "https://evil.example", "authorization_endpoint": "x", "token_endpoint": "y"},
-     "names issuer"),
-])
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (None, "answered HTTP 404"),
+        ({"issuer": "https://evil.example"}, "has no authorization_endpoint"),
+        (
+            {
+                "issuer": "https://evil.example",
+                "authorization_endpoint": "x",
+                "token_endpoint": "y",
+            },
+            "names issuer",
+        ),
+    ],
+)
 def test_invalid_discovery_is_a_form_error(admin_client, fake_provider, answer, message) -> None:
     if answer is not None:
         fake_provider.answer("/.well-known/openid-configuration", answer)
-    response = admin_client.post(reverse("admin:oauth_oauthclient_add"),
-                                 _form(provider="generic", issuer=fake_provider.url))
+    response = admin_client.post(
+        reverse("admin:oauth_oauthclient_add"), _form(provider="generic", issuer=fake_provider.url)
+    )
     assert "OpenID discovery failed" in response.content.decode()
     assert message in response.content.decode()
     assert not OAuthClient.objects.exists()
 
 
 def test_unreachable_discovery_is_a_form_error(admin_client) -> None:
-    response = admin_client.post(reverse("admin:oauth_oauthclient_add"),
-                                 _form(provider="generic", issuer="http://127.0.0.1:9/"))
+    response = admin_client.post(
+        reverse("admin:oauth_oauthclient_add"),
+        _form(provider="generic", issuer="http://127.0.0.1:9/"),
+    )
     assert "cannot connect" in response.content.decode()
 
 

@@ -22,8 +22,15 @@ ISSUER = "https://idp.example.test"
 
 def _id_token(key=KEY, **overrides) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": "client-1", "sub": "alice", "iat": now, "exp": now + 300,
-              "nonce": "n-1", "email": "alice@example.test"}
+    claims = {
+        "iss": ISSUER,
+        "aud": "client-1",
+        "sub": "alice",
+        "iat": now,
+        "exp": now + 300,
+        "nonce": "n-1",
+        "email": "alice@example.test",
+    }
     claims.update(overrides)
     claims = {k: v for k, v in claims.items() if v is not None}
     return jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key)
@@ -39,17 +46,20 @@ def test_a_good_id_token() -> None:
     assert _verify(_id_token())["email"] == "alice@example.test"
 
 
-@pytest.mark.parametrize(("token", "message"), [
-    (lambda: _id_token(key=OTHER_KEY), "signature"),
-    (lambda: _id_token(exp=int(time.time()) - 3600), "exp"),
-    (lambda: _id_token(aud="someone-else"), "aud"),
-    (lambda: _id_token(iss="https://evil.example"), "iss"),
-    (lambda: _id_token(nonce="other"), "nonce"),
-    (lambda: _id_token(nonce=None), "nonce"),
-    (lambda: _id_token(sub=None), "sub"),
-    (lambda: "not.a.jwt", "signature"),
-    (lambda: _id_token(aud=["client-1", "other"]), "azp"),
-])
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (lambda: _id_token(key=OTHER_KEY), "signature"),
+        (lambda: _id_token(exp=int(time.time()) - 3600), "exp"),
+        (lambda: _id_token(aud="someone-else"), "aud"),
+        (lambda: _id_token(iss="https://evil.example"), "iss"),
+        (lambda: _id_token(nonce="other"), "nonce"),
+        (lambda: _id_token(nonce=None), "nonce"),
+        (lambda: _id_token(sub=None), "sub"),
+        (lambda: "not.a.jwt", "signature"),
+        (lambda: _id_token(aud=["client-1", "other"]), "azp"),
+    ],
+)
 def test_bad_id_tokens_are_refused(token, message) -> None:
     with pytest.raises(IdTokenError, match=message):
         _verify(token())
@@ -60,9 +70,21 @@ def test_alg_none_is_refused() -> None:
     import base64
     import json
 
-    body = base64.urlsafe_b64encode(json.dumps({"iss": ISSUER, "aud": "client-1", "sub": "a",
-                                                "exp": int(time.time()) + 60, "nonce": "n-1"})
-                                    .encode()).rstrip(b"=").decode()
+    body = (
+        base64.urlsafe_b64encode(
+            json.dumps(
+                {
+                    "iss": ISSUER,
+                    "aud": "client-1",
+                    "sub": "a",
+                    "exp": int(time.time()) + 60,
+                    "nonce": "n-1",
+                }
+            ).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
     with pytest.raises(IdTokenError):
         _verify(f"{header}.{body}.")
 
@@ -81,8 +103,10 @@ def test_microsoft_multi_tenant_issuer_must_match_tid() -> None:
 
 
 def test_token_set_from_response_and_after_refresh() -> None:
-    first = TokenSet.from_response({"access_token": "a1", "refresh_token": "r1",
-                                    "expires_in": "3600", "scope": ["x", "y"]}, now=1000)
+    first = TokenSet.from_response(
+        {"access_token": "a1", "refresh_token": "r1", "expires_in": "3600", "scope": ["x", "y"]},
+        now=1000,
+    )
     assert first.expires_at == 4600 and first.scope == "x y" and first.lifetime == 3600
     second = TokenSet.from_response({"access_token": "a2", "expires_in": 60}, now=2000)
     merged = second.after_refresh(first)
@@ -95,8 +119,12 @@ def test_token_set_from_response_and_after_refresh() -> None:
 
 
 def test_new_authorization_is_fresh_each_time() -> None:
-    params = {"authorize_url": "https://idp.example.test/auth", "client_id": "c",
-              "redirect_uri": "https://mg.example.test/cb", "scopes": ["openid", "email"]}
+    params = {
+        "authorize_url": "https://idp.example.test/auth",
+        "client_id": "c",
+        "redirect_uri": "https://mg.example.test/cb",
+        "scopes": ["openid", "email"],
+    }
     one, two = new_authorization(**params), new_authorization(**params)
     assert one.state != two.state and one.code_verifier != two.code_verifier
     assert one.nonce and one.nonce != two.nonce

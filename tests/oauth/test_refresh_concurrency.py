@@ -58,14 +58,24 @@ def database_url(request, tmp_path):
 
 def _env(home: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILGRANT_", "DJANGO_"))}
-    env.update(MAILGRANT_HOME=str(home), MAILGRANT_DATABASE_URL=database_url,
-               PYTHONPATH=str(ROOT), DJANGO_SETTINGS_MODULE="mailgrant.config.settings")
+    env.update(
+        MAILGRANT_HOME=str(home),
+        MAILGRANT_DATABASE_URL=database_url,
+        PYTHONPATH=str(ROOT),
+        DJANGO_SETTINGS_MODULE="mailgrant.config.settings",
+    )
     return env
 
 
 def _worker(env, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.oauth.token_worker", *args], env=env,
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.oauth.token_worker", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(process: subprocess.Popen):
@@ -74,11 +84,13 @@ def _finish(process: subprocess.Popen):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_twenty_callers_in_two_processes_cause_one_refresh(oidc, short_tokens, tmp_path,
-                                                           database_url):
+def test_twenty_callers_in_two_processes_cause_one_refresh(
+    oidc, short_tokens, tmp_path, database_url
+):
     env = _env(tmp_path, database_url)
-    migrated = subprocess.run([MAILGRANT, "migrate", "--noinput"], env=env, capture_output=True,
-                              text=True, timeout=120)
+    migrated = subprocess.run(
+        [MAILGRANT, "migrate", "--noinput"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert migrated.returncode == 0, migrated.stderr
     alice = "alice@example.test"
     grant = _finish(_worker(env, "setup", oidc.issuer, alice, ACCOUNTS[alice]["password"]))
@@ -97,26 +109,37 @@ def test_twenty_callers_in_two_processes_cause_one_refresh(oidc, short_tokens, t
     stats = oidc.stats()
     assert stats["token"].get("refresh_token") == 1, stats
     assert stats["grants_revoked"] == 0 and not stats["token_errors"], stats
-    info = oidc.introspect(tokens[0], client_id=grant["client_id"],
-                           client_secret=grant["client_secret"])
+    info = oidc.introspect(
+        tokens[0], client_id=grant["client_id"], client_secret=grant["client_secret"]
+    )
     assert info["active"] is True and info["email"] == alice
 
 
 def test_client_token_keeps_answering_across_expiries(oidc, short_tokens, tmp_path):
     env = _env(tmp_path, f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    assert subprocess.run([MAILGRANT, "migrate", "--noinput"], env=env,
-                          capture_output=True, timeout=120).returncode == 0
+    assert (
+        subprocess.run(
+            [MAILGRANT, "migrate", "--noinput"], env=env, capture_output=True, timeout=120
+        ).returncode
+        == 0
+    )
     alice = "alice@example.test"
     grant = _finish(_worker(env, "setup", oidc.issuer, alice, ACCOUNTS[alice]["password"]))
     seen = []
     deadline = time.time() + 2.2 * TTL  # at least two expiries
     while time.time() < deadline:
-        result = subprocess.run([MAILGRANT, "client", "token", grant["name"]], env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [MAILGRANT, "client", "token", grant["name"]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         token = result.stdout.strip()
-        info = oidc.introspect(token, client_id=grant["client_id"],
-                               client_secret=grant["client_secret"])
+        info = oidc.introspect(
+            token, client_id=grant["client_id"], client_secret=grant["client_secret"]
+        )
         assert info["active"] is True, (len(seen), info)
         seen.append(token)
         time.sleep(4)

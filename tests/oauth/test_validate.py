@@ -13,15 +13,17 @@ pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
 
 def _start(admin_client, client: OAuthClient, **post) -> str:
-    response = admin_client.post(reverse("admin:oauth_oauthclient_validate", args=[client.pk]),
-                                 post)
+    response = admin_client.post(
+        reverse("admin:oauth_oauthclient_validate", args=[client.pk]), post
+    )
     assert response.status_code == 302, response.content
     return response["Location"]
 
 
 def _login(oidc, authorize_url: str, login: str = "alice@example.test", **kwargs) -> str:
-    return oidc.login_headless(authorize_url, login=login, password=ACCOUNTS[login]["password"],
-                               **kwargs)
+    return oidc.login_headless(
+        authorize_url, login=login, password=ACCOUNTS[login]["password"], **kwargs
+    )
 
 
 def _callback(admin_client, redirect: str):
@@ -34,8 +36,10 @@ def _messages(response) -> str:
 
 
 def _snapshot(client: OAuthClient):
-    return [(g.pk, g.state, g.account, g.token_set, g.original_token_set, g.expires_at)
-            for g in Grant.objects.filter(client=client).order_by("pk")]
+    return [
+        (g.pk, g.state, g.account, g.token_set, g.original_token_set, g.expires_at)
+        for g in Grant.objects.filter(client=client).order_by("pk")
+    ]
 
 
 def test_validate_authorizes_and_revalidate_keeps_the_grant(admin_client, oidc, oidc_client):
@@ -47,8 +51,9 @@ def test_validate_authorizes_and_revalidate_keeps_the_grant(admin_client, oidc, 
     redirect = _login(oidc, authorize_url)
     assert parse_qs(urlsplit(redirect).query)["iss"] == [oidc.issuer]  # RFC 9207
     response = _callback(admin_client, redirect)
-    assert response.redirect_chain[-1][0] == reverse("admin:oauth_oauthclient_change",
-                                                     args=[client.pk])
+    assert response.redirect_chain[-1][0] == reverse(
+        "admin:oauth_oauthclient_change", args=[client.pk]
+    )
     assert "Authorized as alice@example.test" in _messages(response)
     grant = Grant.objects.get(client=client)
     assert grant.is_default and grant.state == Grant.State.AUTHORIZED
@@ -57,8 +62,9 @@ def test_validate_authorizes_and_revalidate_keeps_the_grant(admin_client, oidc, 
     assert grant.original_token_set.reveal_json()["access_token"] == tokens.access_token
 
     # Validate again, in place, as another account: same row, new tokens, a warning.
-    response = _callback(admin_client, _login(oidc, _start(admin_client, client),
-                                              login="bob@example.test"))
+    response = _callback(
+        admin_client, _login(oidc, _start(admin_client, client), login="bob@example.test")
+    )
     assert "Authorized as bob@example.test" in _messages(response)
     assert "was authorized as alice@example.test before" in _messages(response)
     again = Grant.objects.get(client=client)
@@ -66,12 +72,14 @@ def test_validate_authorizes_and_revalidate_keeps_the_grant(admin_client, oidc, 
     assert again.tokens().access_token != tokens.access_token
 
 
-def test_revalidate_a_grant_needing_reauthorization(admin_client, oidc, oidc_client,
-                                                     validate_headless):
+def test_revalidate_a_grant_needing_reauthorization(
+    admin_client, oidc, oidc_client, validate_headless
+):
     client = oidc_client()
     grant = validate_headless(client).grant
-    Grant.objects.filter(pk=grant.pk).update(state=Grant.State.REAUTHORIZATION_REQUIRED,
-                                             last_error="invalid_grant: revoked")
+    Grant.objects.filter(pk=grant.pk).update(
+        state=Grant.State.REAUTHORIZATION_REQUIRED, last_error="invalid_grant: revoked"
+    )
     page = admin_client.get(reverse("admin:oauth_oauthclient_change", args=[client.pk]))
     assert "Validate again" in page.content.decode()
     redirect = _login(oidc, _start(admin_client, client, grant=grant.pk))
@@ -107,8 +115,9 @@ def test_forged_missing_and_replayed_state(admin_client, oidc, oidc_client):
     assert _snapshot(client) == before
 
 
-def test_state_is_bound_to_the_admin_session(admin_client, client, django_user_model, oidc,
-                                             oidc_client):
+def test_state_is_bound_to_the_admin_session(
+    admin_client, client, django_user_model, oidc, oidc_client
+):
     oauth_client = oidc_client()
     redirect = _login(oidc, _start(admin_client, oauth_client))
     other = django_user_model.objects.create_superuser("other", "o@example.test", "pw-other-1")
@@ -142,7 +151,8 @@ def test_provider_down_during_the_code_exchange(admin_client, oidc, oidc_client)
     client = oidc_client()
     redirect = _login(oidc, _start(admin_client, client))
     OAuthClient.objects.filter(pk=client.pk).update(
-        metadata={**client.metadata, "token_endpoint": "http://127.0.0.1:9/token"})
+        metadata={**client.metadata, "token_endpoint": "http://127.0.0.1:9/token"}
+    )
     response = _callback(admin_client, redirect)
     assert "could not be reached" in _messages(response)
     assert not Grant.objects.filter(client=client).exists()
@@ -162,7 +172,9 @@ def test_iss_mismatch_is_refused(admin_client, oidc, oidc_client):
     redirect = _login(oidc, _start(admin_client, client))
     parts = urlsplit(redirect)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-    mixed = _callback(admin_client, f"{parts.path}?{urlencode({**query, 'iss': 'https://evil.example'})}")
+    mixed = _callback(
+        admin_client, f"{parts.path}?{urlencode({**query, 'iss': 'https://evil.example'})}"
+    )
     assert "RFC 9207" in _messages(mixed)
     assert not Grant.objects.filter(client=client).exists()
 

@@ -33,21 +33,39 @@ def setup(issuer: str, login: str, password: str, secret: str = "") -> dict:
 
     secret = secret or f"secret-{uuid.uuid4().hex}"
     client = oauth_client_save(
-        client=OAuthClient(name=f"mp-{uuid.uuid4().hex[:8]}", provider="generic", issuer=issuer,
-                           client_id=f"mp-{uuid.uuid4().hex[:12]}",
-                           scope="openid email offline_access mail"),
-        client_secret=secret)
-    httpx.post(f"{issuer}/__test/clients", json={
-        "client_id": client.client_id, "client_secret": secret,
-        "redirect_uris": [oauth_client_redirect_uri(client=client)],
-        "grant_types": ["authorization_code", "refresh_token"]}).raise_for_status()
+        client=OAuthClient(
+            name=f"mp-{uuid.uuid4().hex[:8]}",
+            provider="generic",
+            issuer=issuer,
+            client_id=f"mp-{uuid.uuid4().hex[:12]}",
+            scope="openid email offline_access mail",
+        ),
+        client_secret=secret,
+    )
+    httpx.post(
+        f"{issuer}/__test/clients",
+        json={
+            "client_id": client.client_id,
+            "client_secret": secret,
+            "redirect_uris": [oauth_client_redirect_uri(client=client)],
+            "grant_types": ["authorization_code", "refresh_token"],
+        },
+    ).raise_for_status()
     started = authorization_start(client=client, purpose="api")
     redirect = login_headless(started.url, login=login, password=password)
-    query = {k: v[0] for k, v in parse_qs(urlsplit(redirect).query).items()
-             if k in {"code", "state", "iss"}}
+    query = {
+        k: v[0]
+        for k, v in parse_qs(urlsplit(redirect).query).items()
+        if k in {"code", "state", "iss"}
+    }
     result = authorization_complete(client_id=client.pk, **query)
-    return {"name": client.name, "grant": result.grant.pk, "client_id": client.client_id,
-            "client_secret": secret, "expires_at": result.grant.tokens().expires_at}
+    return {
+        "name": client.name,
+        "grant": result.grant.pk,
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "expires_at": result.grant.tokens().expires_at,
+    }
 
 
 def tokens(grant_id: int, threads: int, start: float) -> list:

@@ -54,8 +54,11 @@ def test_google_mailbox_authorize_url(make_client) -> None:
 
 @pytest.mark.parametrize(
     ("tenant", "path_tenant"),
-    [("", "organizations"), ("contoso.onmicrosoft.com", "contoso.onmicrosoft.com"),
-     ("9188040d-6c67-4c5b-b112-36a304b66dad", "9188040d-6c67-4c5b-b112-36a304b66dad")],
+    [
+        ("", "organizations"),
+        ("contoso.onmicrosoft.com", "contoso.onmicrosoft.com"),
+        ("9188040d-6c67-4c5b-b112-36a304b66dad", "9188040d-6c67-4c5b-b112-36a304b66dad"),
+    ],
 )
 def test_azure_mailbox_authorize_url(make_client, tenant: str, path_tenant: str) -> None:
     client = make_client(provider="azure", client_id="app-guid", tenant=tenant)
@@ -67,8 +70,8 @@ def test_azure_mailbox_authorize_url(make_client, tenant: str, path_tenant: str)
         "client_id": "app-guid",
         "redirect_uri": f"http://testserver/oauth/callback/{client.pk}/",
         "scope": "https://outlook.office.com/IMAP.AccessAsUser.All "
-                 "https://outlook.office.com/POP.AccessAsUser.All "
-                 "https://outlook.office.com/SMTP.Send offline_access openid email",
+        "https://outlook.office.com/POP.AccessAsUser.All "
+        "https://outlook.office.com/SMTP.Send offline_access openid email",
         "state": query["state"],
         **_expected_pkce(started),
     }
@@ -87,19 +90,30 @@ def test_user_type_defaults_and_custom_scope_separator(make_client) -> None:
 
 def _complete(client, fake, started, code="4/0AQlEd8x-code"):
     _, query = _params(started.url)
-    return authorization_complete(client_id=client.pk, state=query["state"],
-                                  bindings=[started.binding], code=code)
+    return authorization_complete(
+        client_id=client.pk, state=query["state"], bindings=[started.binding], code=code
+    )
 
 
 def test_google_code_exchange_request_and_identity(make_client, fake_provider) -> None:
-    fake_provider.answer("/token", {
-        "access_token": "ya29.google-access", "expires_in": 3599, "refresh_token": "1//google-rt",
-        "scope": "https://mail.google.com/ openid email", "token_type": "Bearer"})
+    fake_provider.answer(
+        "/token",
+        {
+            "access_token": "ya29.google-access",
+            "expires_in": 3599,
+            "refresh_token": "1//google-rt",
+            "scope": "https://mail.google.com/ openid email",
+            "token_type": "Bearer",
+        },
+    )
     fake_provider.answer("/userinfo", {"sub": "1098", "email": "support@example.com"})
-    client = make_client(provider="google", client_id="1234.apps.googleusercontent.com",
-                         client_secret="GOCSPX-google-secret",
-                         token_url=f"{fake_provider.url}/token",
-                         userinfo_endpoint=f"{fake_provider.url}/userinfo")
+    client = make_client(
+        provider="google",
+        client_id="1234.apps.googleusercontent.com",
+        client_secret="GOCSPX-google-secret",
+        token_url=f"{fake_provider.url}/token",
+        userinfo_endpoint=f"{fake_provider.url}/userinfo",
+    )
     started = authorization_start(client=client, purpose="validate")
     result = _complete(client, fake_provider, started)
     assert result.account == "support@example.com"
@@ -123,15 +137,21 @@ def test_google_code_exchange_request_and_identity(make_client, fake_provider) -
 
 
 def test_google_reconsent_without_refresh_token_keeps_the_old_one(make_client, fake_provider):
-    fake_provider.answer("/token",
-                         {"access_token": "ya29.first", "expires_in": 3599, "refresh_token": "1//rt"},
-                         {"access_token": "ya29.second", "expires_in": 3599})
+    fake_provider.answer(
+        "/token",
+        {"access_token": "ya29.first", "expires_in": 3599, "refresh_token": "1//rt"},
+        {"access_token": "ya29.second", "expires_in": 3599},
+    )
     fake_provider.answer("/userinfo", {"sub": "1098", "email": "support@example.com"})
-    client = make_client(provider="google", token_url=f"{fake_provider.url}/token",
-                         userinfo_endpoint=f"{fake_provider.url}/userinfo")
+    client = make_client(
+        provider="google",
+        token_url=f"{fake_provider.url}/token",
+        userinfo_endpoint=f"{fake_provider.url}/userinfo",
+    )
     _complete(client, fake_provider, authorization_start(client=client, purpose="validate"))
-    result = _complete(client, fake_provider,
-                       authorization_start(client=client, purpose="validate"))
+    result = _complete(
+        client, fake_provider, authorization_start(client=client, purpose="validate")
+    )
     tokens = result.grant.tokens()
     assert tokens.access_token == "ya29.second"
     assert tokens.refresh_token == "1//rt"

@@ -79,11 +79,16 @@ class FakeProvider:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         with self._lock:
-            self.requests.append(Recorded(method, parts.path, parse_qs(parts.query),
-                                          dict(handler.headers.items()), body))
+            self.requests.append(
+                Recorded(
+                    method, parts.path, parse_qs(parts.query), dict(handler.headers.items()), body
+                )
+            )
             queue = self.routes.get(parts.path)
             canned = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else Canned(404, {})
-        payload = canned.body if isinstance(canned.body, bytes) else json.dumps(canned.body).encode()
+        payload = (
+            canned.body if isinstance(canned.body, bytes) else json.dumps(canned.body).encode()
+        )
         handler.send_response(canned.status)
         content_type = canned.headers.get("Content-Type", "application/json")
         handler.send_header("Content-Type", content_type)
@@ -101,9 +106,10 @@ def aadsts_error(error: str, code: int, text: str) -> Canned:
         status=400 if error != "invalid_client" else 401,
         body={
             "error": error,
-            "error_description": f"AADSTS{code}: {text}\r\nTrace ID: 0000aaaa-11bb-cccc-dd22-eeeeee333333"
-                                 "\r\nCorrelation ID: aaaa0000-bb11-2222-33cc-444444dddddd"
-                                 "\r\nTimestamp: 2026-11-28 06:00:00Z",
+            "error_description": f"AADSTS{code}: {text}\r\n"
+            "Trace ID: 0000aaaa-11bb-cccc-dd22-eeeeee333333"
+            "\r\nCorrelation ID: aaaa0000-bb11-2222-33cc-444444dddddd"
+            "\r\nTimestamp: 2026-11-28 06:00:00Z",
             "error_codes": [code],
             "timestamp": "2026-11-28 06:00:00Z",
             "trace_id": "0000aaaa-11bb-cccc-dd22-eeeeee333333",
@@ -113,5 +119,6 @@ def aadsts_error(error: str, code: int, text: str) -> Canned:
     )
 
 
-GOOGLE_INVALID_GRANT = Canned(400, {"error": "invalid_grant",
-                                    "error_description": "Token has been expired or revoked."})
+GOOGLE_INVALID_GRANT = Canned(
+    400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+)

@@ -21,12 +21,24 @@ HERE = Path(__file__).resolve().parent / "oidc"
 
 # Mirrors the account table in server.mjs.
 ACCOUNTS: dict[str, dict[str, Any]] = {
-    "alice@example.test": {"password": "alice-password", "sub": "alice", "name": "Alice Example",
-                           "groups": ["staff", "support"]},
-    "bob@example.test": {"password": "bob-password", "sub": "bob", "name": "Bob Example",
-                         "groups": ["support"]},
-    "carol@example.test": {"password": "carol-password", "sub": "carol", "name": "Carol Example",
-                           "groups": []},
+    "alice@example.test": {
+        "password": "alice-password",
+        "sub": "alice",
+        "name": "Alice Example",
+        "groups": ["staff", "support"],
+    },
+    "bob@example.test": {
+        "password": "bob-password",
+        "sub": "bob",
+        "name": "Bob Example",
+        "groups": ["support"],
+    },
+    "carol@example.test": {
+        "password": "carol-password",
+        "sub": "carol",
+        "name": "Carol Example",
+        "groups": [],
+    },
 }
 
 
@@ -36,9 +48,15 @@ class LoginRefused(Exception):
 
 def oidc_available() -> tuple[bool, str]:
     if shutil.which("node") is None:
-        return False, "node is not installed (make test installs it as root: apt-get install nodejs)"
+        return (
+            False,
+            "node is not installed (make test installs it as root: apt-get install nodejs)",
+        )
     if not (HERE / "node_modules" / "oidc-provider").is_dir():
-        return False, "oidc-provider is not installed: run `make peers` (npm ci in tests/servers/oidc)"
+        return (
+            False,
+            "oidc-provider is not installed: run `make peers` (npm ci in tests/servers/oidc)",
+        )
     return True, ""
 
 
@@ -49,19 +67,35 @@ def free_port() -> int:
 
 
 class OidcServer:
-    def __init__(self, *, access_token_ttl: int = 3600, clients: list[dict[str, Any]] | None = None,
-                 start_timeout: float = 20) -> None:
+    def __init__(
+        self,
+        *,
+        access_token_ttl: int = 3600,
+        clients: list[dict[str, Any]] | None = None,
+        start_timeout: float = 20,
+    ) -> None:
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PORT": str(self.port), "ACCESS_TOKEN_TTL": str(access_token_ttl),
-               "CLIENTS_JSON": json.dumps(clients or []), "NODE_NO_WARNINGS": "1"}
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "ACCESS_TOKEN_TTL": str(access_token_ttl),
+            "CLIENTS_JSON": json.dumps(clients or []),
+            "NODE_NO_WARNINGS": "1",
+        }
         self._stderr: deque[str] = deque(maxlen=200)
         self.process = subprocess.Popen(
-            ["node", "server.mjs"], cwd=HERE, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
+            ["node", "server.mjs"],
+            cwd=HERE,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         ready = threading.Event()
-        threading.Thread(target=self._drain, args=(self.process.stderr, self._stderr),
-                         daemon=True).start()
+        threading.Thread(
+            target=self._drain, args=(self.process.stderr, self._stderr), daemon=True
+        ).start()
 
         def wait_ready() -> None:
             assert self.process.stdout is not None
@@ -87,13 +121,24 @@ class OidcServer:
     def log(self) -> str:
         return "".join(self._stderr)
 
-    def register_client(self, *, client_id: str, client_secret: str, redirect_uris: list[str],
-                        token_endpoint_auth_method: str = "client_secret_basic",
-                        grant_types: tuple[str, ...] = ("authorization_code", "refresh_token"),
-                        **extra: Any) -> None:
-        metadata = {"client_id": client_id, "client_secret": client_secret,
-                    "redirect_uris": redirect_uris, "grant_types": list(grant_types),
-                    "token_endpoint_auth_method": token_endpoint_auth_method, **extra}
+    def register_client(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        redirect_uris: list[str],
+        token_endpoint_auth_method: str = "client_secret_basic",
+        grant_types: tuple[str, ...] = ("authorization_code", "refresh_token"),
+        **extra: Any,
+    ) -> None:
+        metadata = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "redirect_uris": redirect_uris,
+            "grant_types": list(grant_types),
+            "token_endpoint_auth_method": token_endpoint_auth_method,
+            **extra,
+        }
         self.http.post("/__test/clients", json=metadata).raise_for_status()
 
     def stats(self) -> dict[str, Any]:
@@ -106,12 +151,14 @@ class OidcServer:
         self.http.post("/__test/ttl", json={"access_token_ttl": seconds}).raise_for_status()
 
     def introspect(self, token: str, *, client_id: str, client_secret: str) -> dict[str, Any]:
-        response = self.http.post("/token/introspection", data={"token": token},
-                                  auth=(client_id, client_secret))
+        response = self.http.post(
+            "/token/introspection", data={"token": token}, auth=(client_id, client_secret)
+        )
         return dict(response.raise_for_status().json())
 
-    def login_headless(self, authorize_url: str, *, login: str, password: str,
-                       approve: bool = True) -> str:
+    def login_headless(
+        self, authorize_url: str, *, login: str, password: str, approve: bool = True
+    ) -> str:
         return login_headless(authorize_url, login=login, password=password, approve=approve)
 
     def stop(self) -> None:
@@ -142,16 +189,23 @@ class _Forms(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         if tag == "form":
-            self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get"),
-                               "fields": {}})
+            self.forms.append(
+                {"action": a.get("action", ""), "method": a.get("method", "get"), "fields": {}}
+            )
         elif tag == "input" and self.forms and a.get("name"):
             self.forms[-1]["fields"][a["name"]] = a.get("value", "")
         elif tag == "a" and a.get("href"):
             self.links.append(a["href"])
 
 
-def login_headless(authorize_url: str, *, login: str, password: str, approve: bool = True,
-                   http: httpx.Client | None = None) -> str:
+def login_headless(
+    authorize_url: str,
+    *,
+    login: str,
+    password: str,
+    approve: bool = True,
+    http: httpx.Client | None = None,
+) -> str:
     """Follow the provider from `authorize_url` through its login and consent pages and return
     the redirect that leaves the provider (to the client's redirect_uri), without requesting it."""
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(authorize_url))
@@ -167,12 +221,16 @@ def login_headless(authorize_url: str, *, login: str, password: str, approve: bo
                 response = client.get(target)
                 continue
             if response.status_code != 200:
-                raise RuntimeError(f"provider answered {response.status_code}: {response.text[:300]}")
+                raise RuntimeError(
+                    f"provider answered {response.status_code}: {response.text[:300]}"
+                )
             page = _Forms()
             page.feed(response.text)
             form = next((f for f in page.forms if f["fields"].get("prompt")), None)
             if form is None:
-                raise RuntimeError(f"no login or consent form at {response.url}: {response.text[:300]}")
+                raise RuntimeError(
+                    f"no login or consent form at {response.url}: {response.text[:300]}"
+                )
             action = urljoin(str(response.url), form["action"])
             fields = dict(form["fields"])
             if fields["prompt"] == "login":

@@ -41,8 +41,12 @@ class Sealed:
         return hash(self.ciphertext)
 
 
-class SealedField(models.TextField):
+class SealedField(models.TextField):  # type: ignore[type-arg]
     """Text encrypted at rest; empty stays empty (no secret stored)."""
+
+    # For django-stubs: what may be assigned, and what reading gives back.
+    _pyi_private_set_type: str | dict[str, Any] | Sealed | None  # type: ignore[assignment]
+    _pyi_private_get_type: Sealed | None  # type: ignore[assignment]
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Sealed | None:
         return Sealed(value) if value else None

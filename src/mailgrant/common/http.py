@@ -5,15 +5,13 @@ Django-free on purpose (protocol code uses it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 DEFAULT_TIMEOUT = 15.0
 USER_AGENT = "mailgrant/0.1"
-
-ClientT = TypeVar("ClientT", bound=httpx.Client)
 
 PROXY_SCHEMES = {"http", "https", "socks5", "socks5h"}
 
@@ -51,14 +49,18 @@ class HttpSettings:
     timeout: float = DEFAULT_TIMEOUT
 
 
-def http_client(settings: HttpSettings, *, client_class: type[ClientT] = httpx.Client,  # type: ignore[assignment]
-                **kwargs: Any) -> ClientT:
-    return client_class(
-        proxy=validate_proxy(settings.proxy) if settings.proxy else None,
-        verify=settings.verify,
-        timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-        follow_redirects=False,
-        trust_env=False,
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        **kwargs,
-    )
+def http_client_options(settings: HttpSettings) -> dict[str, Any]:
+    """Keyword arguments for an httpx client (or a subclass, such as Authlib's OAuth2Client)."""
+    return {
+        "proxy": validate_proxy(settings.proxy) if settings.proxy else None,
+        "verify": settings.verify,
+        "timeout": httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+        "follow_redirects": False,
+        # Only the client's own proxy applies, never HTTP(S)_PROXY from the environment.
+        "trust_env": False,
+        "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+    }
+
+
+def http_client(settings: HttpSettings) -> httpx.Client:
+    return httpx.Client(**http_client_options(settings))

@@ -26,7 +26,9 @@ def vault_rotate(*, actor: str = "system") -> RotationResult:
             sealed = [f for f in model._meta.concrete_fields if isinstance(f, SealedField)]
             if not sealed:
                 continue
-            for row in model._default_manager.select_for_update().only("pk", *(f.attname for f in sealed)):
+            for row in model._default_manager.select_for_update().only(
+                "pk", *(f.attname for f in sealed)
+            ):
                 changed = []
                 for field in sealed:
                     value = getattr(row, field.attname)
@@ -40,6 +42,9 @@ def vault_rotate(*, actor: str = "system") -> RotationResult:
                 if changed:
                     row.save(update_fields=changed)
                     rotated += len(changed)
-        audit_record(actor=actor, action="vault.rotated",
-                     message=f"{rotated} value(s) re-encrypted, {current} already current")
+        audit_record(
+            actor=actor,
+            action="vault.rotated",
+            message=f"{rotated} value(s) re-encrypted, {current} already current",
+        )
     return RotationResult(rotated=rotated, already_current=current)

@@ -3,6 +3,7 @@
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -88,10 +89,10 @@ TEMPLATES = [
 ]
 
 
-def _database(url: str | None) -> dict:
+def _database(url: str | None) -> dict[str, Any]:
     if not url:
         url = f"sqlite:///{MAILGRANT_HOME / 'mailgrant.sqlite3'}"
-    config = dj_database_url.parse(url, conn_max_age=0)
+    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE takes SQLite's write lock at BEGIN: a transaction that re-reads a grant
         # before refreshing it is serialized against every other writer, threads and
@@ -129,7 +130,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # Vault: newest key first. From the environment (comma separated) or a key file in MAILGRANT_HOME.
-MAILGRANT_VAULT_KEYS = [k.strip() for k in os.environ.get("MAILGRANT_VAULT_KEYS", "").split(",") if k.strip()]
+MAILGRANT_VAULT_KEYS = [
+    k.strip() for k in os.environ.get("MAILGRANT_VAULT_KEYS", "").split(",") if k.strip()
+]
 MAILGRANT_VAULT_KEY_FILE = MAILGRANT_HOME / "vault.key"
 
 # Outbound HTTP to providers: seconds.

@@ -27,7 +27,7 @@ GRANT_FIELDS = ["account", "state", "expires_at", "last_refresh_at", "last_error
 class GrantInline(admin.TabularInline):
     model = Grant
     fields = [*GRANT_FIELDS, "revalidate"]
-    readonly_fields = fields
+    readonly_fields = [*GRANT_FIELDS, "revalidate"]
     extra = 0
     can_delete = False
     show_change_link = True
@@ -39,7 +39,9 @@ class GrantInline(admin.TabularInline):
     def revalidate(self, grant: Grant) -> str:
         return format_html(
             '<button type="submit" form="mailgrant-validate" name="grant" value="{}" '
-            'class="button">Validate again</button>', grant.pk)
+            'class="button">Validate again</button>',
+            grant.pk,
+        )
 
 
 def _default_grant(field: str) -> Subquery:
@@ -49,6 +51,8 @@ def _default_grant(field: str) -> Subquery:
 @admin.register(OAuthClient)
 class OAuthClientAdmin(admin.ModelAdmin):
     form = OAuthClientForm
+    # The form's client_secret is write-only input for the service, never copied onto the model.
+    exclude = ["client_secret"]
     list_display = ["name", "provider", "type", "status", "grant_state", "grant_expires_at"]
     list_filter = ["provider", "type", "status"]
     search_fields = ["name", "client_id", "grants__account"]
@@ -58,35 +62,51 @@ class OAuthClientAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["redirect_uri", "name", "provider", "type", "status"]}),
         ("Credentials", {"fields": ["client_id", "client_secret", "tenant", "issuer"]}),
-        ("Endpoints and scope", {
-            "fields": ["scope", "scope_separator", "authorize_url", "token_url"],
-            "description": "Empty fields use the provider's preset (or, for a generic "
-                           "provider, what OpenID discovery finds at the issuer).",
-        }),
+        (
+            "Endpoints and scope",
+            {
+                "fields": ["scope", "scope_separator", "authorize_url", "token_url"],
+                "description": "Empty fields use the provider's preset (or, for a generic "
+                "provider, what OpenID discovery finds at the issuer).",
+            },
+        ),
         ("Connection", {"fields": ["proxy", "verify_ssl"]}),
-        ("Single sign-on (user type)", {
-            "classes": ["mailgrant-user-type"],
-            "fields": ["userinfo_endpoint", "user_data_source", "username_attribute",
-                       "user_fields", "user_create_expression", "login_button_caption",
-                       "login_button_icon"],
-        }),
+        (
+            "Single sign-on (user type)",
+            {
+                "classes": ["mailgrant-user-type"],
+                "fields": [
+                    "userinfo_endpoint",
+                    "user_data_source",
+                    "username_attribute",
+                    "user_fields",
+                    "user_create_expression",
+                    "login_button_caption",
+                    "login_button_icon",
+                ],
+            },
+        ),
     ]
 
     class Media:
         js = ["mailgrant/oauthclient.js"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OAuthClient]:
-        return super().get_queryset(request).annotate(
-            default_grant_state=_default_grant("state"),
-            default_grant_expires_at=_default_grant("expires_at"),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                default_grant_state=_default_grant("state"),
+                default_grant_expires_at=_default_grant("expires_at"),
+            )
         )
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        fieldsets = super().get_fieldsets(request, obj)
+        fieldsets: list[Any] = list(super().get_fieldsets(request, obj))
         if obj is None:  # the redirect URI exists once the client is saved
-            first = dict(fieldsets[0][1])
+            first: dict[str, Any] = dict(fieldsets[0][1])
             first["fields"] = [f for f in first["fields"] if f != "redirect_uri"]
-            fieldsets = [(None, first), *fieldsets[1:]]
+            fieldsets[0] = (None, first)
         return fieldsets
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
@@ -98,7 +118,9 @@ class OAuthClientAdmin(admin.ModelAdmin):
         return format_html(
             '<input type="text" readonly id="mailgrant-redirect-uri" value="{}" size="70"> '
             '<button type="button" class="button" data-copy="mailgrant-redirect-uri">Copy'
-            "</button><div class=\"help\">Register this exact URI at the provider.</div>", uri)
+            '</button><div class="help">Register this exact URI at the provider.</div>',
+            uri,
+        )
 
     @admin.display(description="Grant state", ordering="default_grant_state")
     def grant_state(self, client: OAuthClient) -> str:
@@ -110,8 +132,11 @@ class OAuthClientAdmin(admin.ModelAdmin):
         return getattr(client, "default_grant_expires_at", None) or "-"
 
     def save_model(self, request: HttpRequest, obj: OAuthClient, form: Any, change: bool) -> None:
-        oauth_client_save(client=obj, client_secret=form.cleaned_data.get("client_secret") or None,
-                          user=request.user)
+        oauth_client_save(
+            client=obj,
+            client_secret=form.cleaned_data.get("client_secret") or None,
+            user=request.user,
+        )
 
     def delete_model(self, request: HttpRequest, obj: OAuthClient) -> None:
         oauth_client_delete(client=obj, user=request.user)
@@ -123,21 +148,25 @@ class OAuthClientAdmin(admin.ModelAdmin):
     @admin.action(description="Enable selected clients", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> None:
         for client in queryset:
-            oauth_client_set_status(client=client, status=OAuthClient.Status.ENABLED,
-                                    user=request.user)
+            oauth_client_set_status(
+                client=client, status=OAuthClient.Status.ENABLED, user=request.user
+            )
         self.message_user(request, f"Enabled {len(queryset)} client(s).")
 
     @admin.action(description="Disable selected clients", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> None:
         for client in queryset:
-            oauth_client_set_status(client=client, status=OAuthClient.Status.DISABLED,
-                                    user=request.user)
+            oauth_client_set_status(
+                client=client, status=OAuthClient.Status.DISABLED, user=request.user
+            )
         self.message_user(request, f"Disabled {len(queryset)} client(s).")
 
     def get_urls(self) -> list[Any]:
         validate = self.admin_site.admin_view(self.validate_view)
-        return [path("<path:object_id>/validate/", validate, name="oauth_oauthclient_validate"),
-                *super().get_urls()]
+        return [
+            path("<path:object_id>/validate/", validate, name="oauth_oauthclient_validate"),
+            *super().get_urls(),
+        ]
 
     def validate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
@@ -149,12 +178,12 @@ class OAuthClientAdmin(admin.ModelAdmin):
         if request.POST.get("grant"):
             grant = Grant.objects.filter(pk=request.POST["grant"], client=client).first()
         try:
-            started = authorization_start(client=client, purpose="validate", user=request.user,
-                                          grant=grant)
+            started = authorization_start(
+                client=client, purpose="validate", user=request.user, grant=grant
+            )
         except AuthorizationFailed as exc:
             messages.error(request, f"Validate failed: {exc.message}")
-            return HttpResponseRedirect(reverse("admin:oauth_oauthclient_change",
-                                                args=[client.pk]))
+            return HttpResponseRedirect(reverse("admin:oauth_oauthclient_change", args=[client.pk]))
         remember_binding(request, started.binding)
         return HttpResponseRedirect(started.url)
 
@@ -164,9 +193,16 @@ class GrantAdmin(admin.ModelAdmin):
     list_display = ["client", *GRANT_FIELDS]
     list_filter = ["state", "client__provider", "client"]
     search_fields = ["account", "client__name"]
-    fields = ["client", "subject", "scope", "authorized_at", "refresh_count", "last_error_at",
-              *GRANT_FIELDS]
-    readonly_fields = fields
+    fields = [
+        "client",
+        "subject",
+        "scope",
+        "authorized_at",
+        "refresh_count",
+        "last_error_at",
+        *GRANT_FIELDS,
+    ]
+    readonly_fields = fields  # type: ignore[assignment]  # a grant is never edited by hand
     actions = ["refresh"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

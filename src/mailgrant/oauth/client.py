@@ -28,17 +28,33 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from mailgrant.common.http import HttpSettings, ProxyError, http_client
+from mailgrant.common.http import HttpSettings, ProxyError, http_client, http_client_options
 
-ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
+ID_TOKEN_ALGORITHMS = [
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+]
 ID_TOKEN_LEEWAY = 120
 
 
 class ProviderError(Exception):
     """The provider refused or could not be asked. `error` is the OAuth error code."""
 
-    def __init__(self, error: str, description: str = "", *, status: int | None = None,
-                 transient: bool = False) -> None:
+    def __init__(
+        self,
+        error: str,
+        description: str = "",
+        *,
+        status: int | None = None,
+        transient: bool = False,
+    ) -> None:
         self.error = error
         self.description = description
         self.status = status
@@ -57,8 +73,12 @@ class ProviderError(Exception):
 
     @property
     def needs_reauthorization(self) -> bool:
-        return self.error in {"invalid_grant", "interaction_required", "consent_required",
-                              "login_required"}
+        return self.error in {
+            "invalid_grant",
+            "interaction_required",
+            "consent_required",
+            "login_required",
+        }
 
 
 class ProviderUnreachable(ProviderError):
@@ -180,8 +200,9 @@ def new_authorization(
     params = dict(extra_params or {})
     if nonce:
         params["nonce"] = nonce
-    client = OAuth2Client(client_id=client_id, redirect_uri=redirect_uri,
-                          code_challenge_method="S256")
+    client: OAuth2Client = OAuth2Client(
+        client_id=client_id, redirect_uri=redirect_uri, code_challenge_method="S256"
+    )
     with client:
         url, _ = client.create_authorization_url(
             authorize_url,
@@ -292,14 +313,16 @@ def verify_id_token(
         if not isinstance(tid, str) or not re.fullmatch(r"[0-9a-fA-F-]{36}", tid):
             raise IdTokenError("The ID token has no valid tid claim to check its issuer against.")
         issuer = issuer.replace("{tenantid}", tid)
+    options: dict[str, Any] = {
+        "iss": {"essential": True, "value": issuer},
+        "aud": {"essential": True, "value": client_id},
+        "exp": {"essential": True},
+        "sub": {"essential": True},
+    }
+    if nonce:
+        options["nonce"] = {"essential": True, "value": nonce}
     registry = JWTClaimsRegistry(
-        now=int(now) if now is not None else None,
-        leeway=ID_TOKEN_LEEWAY,
-        iss={"essential": True, "value": issuer},
-        aud={"essential": True, "value": client_id},
-        exp={"essential": True},
-        sub={"essential": True},
-        **({"nonce": {"essential": True, "value": nonce}} if nonce else {}),
+        now=int(now) if now is not None else None, leeway=ID_TOKEN_LEEWAY, **options
     )
     try:
         registry.validate(claims)
@@ -312,12 +335,11 @@ def verify_id_token(
 
 
 def _oauth_client(http: HttpSettings, credentials: Credentials) -> OAuth2Client:
-    return http_client(
-        http,
-        client_class=OAuth2Client,
+    return OAuth2Client(
         client_id=credentials.client_id,
         client_secret=credentials.client_secret,
         token_endpoint_auth_method=credentials.auth_method,
+        **http_client_options(http),
     )
 
 
@@ -342,8 +364,9 @@ def _token_request(call: Any) -> dict[str, Any]:
         raise ProviderUnreachable(_transport_text(exc)) from None
 
 
-def _get_json(http: HttpSettings, url: str, *, what: str,
-              bearer: str | None = None) -> dict[str, Any]:
+def _get_json(
+    http: HttpSettings, url: str, *, what: str, bearer: str | None = None
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     try:
         with http_client(http) as client:
@@ -356,8 +379,10 @@ def _get_json(http: HttpSettings, url: str, *, what: str,
         raise ProviderUnreachable(f"{what} at {url}: {_transport_text(exc)}") from None
     if response.status_code != 200:
         raise ProviderError(
-            "invalid_response", f"{what} at {url} answered HTTP {response.status_code}.",
-            status=response.status_code, transient=response.status_code >= 500,
+            "invalid_response",
+            f"{what} at {url} answered HTTP {response.status_code}.",
+            status=response.status_code,
+            transient=response.status_code >= 500,
         )
     try:
         doc = response.json()

@@ -16,13 +16,37 @@ class OAuthClientForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
     scope_separator = forms.CharField(
-        label="Scope Separator Char", required=False, strip=False, max_length=5, initial=" ",
+        label="Scope Separator Char",
+        required=False,
+        strip=False,
+        max_length=5,
+        initial=" ",
         help_text="Joins the scopes in the authorize request; empty means a space.",
     )
 
     class Meta:
         model = OAuthClient
-        exclude = ["client_secret", "metadata"]
+        fields = [
+            "name",
+            "provider",
+            "type",
+            "client_id",
+            "tenant",
+            "issuer",
+            "scope",
+            "authorize_url",
+            "token_url",
+            "proxy",
+            "verify_ssl",
+            "status",
+            "userinfo_endpoint",
+            "user_data_source",
+            "username_attribute",
+            "user_fields",
+            "user_create_expression",
+            "login_button_caption",
+            "login_button_icon",
+        ]
         widgets = {
             "scope": forms.TextInput(attrs={"size": 80}),
             "user_create_expression": forms.Textarea(attrs={"rows": 3, "cols": 80}),
@@ -33,7 +57,8 @@ class OAuthClientForm(forms.ModelForm):
         has_secret = bool(self.instance.pk and self.instance.client_secret)
         self.fields["client_secret"].help_text = (
             "A secret is stored (encrypted). Leave empty to keep it; type a new one to replace it."
-            if has_secret else "Stored encrypted; it is never shown again."
+            if has_secret
+            else "Stored encrypted; it is never shown again."
         )
         self.fields["provider"].help_text = "; ".join(
             f"{p.name}: {'discovery or your URLs' if p.uses_discovery else 'preset endpoints'}"
@@ -44,7 +69,7 @@ class OAuthClientForm(forms.ModelForm):
         return self.cleaned_data.get("scope_separator") or " "
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]
         if self.errors:
             return
         for field, message in oauth_client_check(client=self.instance).items():

@@ -36,12 +36,14 @@ class OAuthClient(models.Model):
         "Client secret", blank=True, help_text="Write-only: stored encrypted, never shown again."
     )
     tenant = models.CharField(
-        max_length=200, blank=True,
+        max_length=200,
+        blank=True,
         help_text="Azure only: tenant ID or domain, or organizations / common. "
-                  "Empty means organizations.",
+        "Empty means organizations.",
     )
     issuer = URLField(
-        max_length=500, blank=True,
+        max_length=500,
+        blank=True,
         help_text="Generic only: the OpenID issuer URL; discovery fills the empty URLs below.",
     )
     scope = models.CharField(
@@ -55,9 +57,12 @@ class OAuthClient(models.Model):
     verify_ssl = models.BooleanField("Verify SSL", default=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ENABLED)
     scope_separator = models.CharField(
-        "Scope Separator Char", max_length=5, blank=True, default=" ",
+        "Scope Separator Char",
+        max_length=5,
+        blank=True,
+        default=" ",
         help_text="Joins the scopes in the authorize request; a space unless the provider "
-                  "wants another.",
+        "wants another.",
     )
     userinfo_endpoint = URLField("Endpoint User Data", max_length=500, blank=True)
     user_data_source = models.CharField(
@@ -155,7 +160,11 @@ class PendingAuthorization(models.Model):
     binding_hash = models.CharField(max_length=64)
     client = models.ForeignKey(OAuthClient, on_delete=models.CASCADE, related_name="+")
     grant = models.ForeignKey(
-        Grant, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        Grant,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
         help_text="The grant to (re)authorize; empty means the client's default grant.",
     )
     purpose = models.CharField(max_length=20, choices=Purpose.choices)

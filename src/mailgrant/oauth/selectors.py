@@ -76,8 +76,9 @@ def oauth_client_endpoints(*, client: OAuthClient) -> Endpoints:
     def preset(template: str) -> str:
         return template.replace("{tenant}", tenant)
 
-    authorize_url = client.authorize_url or meta.get("authorization_endpoint") or preset(
-        provider.authorize_url)
+    authorize_url = (
+        client.authorize_url or meta.get("authorization_endpoint") or preset(provider.authorize_url)
+    )
     token_url = client.token_url or meta.get("token_endpoint") or preset(provider.token_url)
     if not authorize_url or not token_url:
         raise EndpointsMissing(
@@ -98,8 +99,9 @@ def oauth_client_endpoints(*, client: OAuthClient) -> Endpoints:
         scopes=scopes,
         scope_separator=client.scope_separator or " ",
         authorize_params=params,
-        userinfo_url=client.userinfo_endpoint or meta.get("userinfo_endpoint") or preset(
-            provider.userinfo_url),
+        userinfo_url=client.userinfo_endpoint
+        or meta.get("userinfo_endpoint")
+        or preset(provider.userinfo_url),
         jwks_uri=meta.get("jwks_uri") or preset(provider.jwks_uri),
         issuer=issuer,
         iss_parameter_supported=bool(meta.get("iss_parameter_supported")),

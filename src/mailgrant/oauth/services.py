@@ -127,7 +127,9 @@ def oauth_client_save(
     with transaction.atomic():
         client.save()
         audit_record(
-            actor=actor_for(user), user=user, target=client,
+            actor=actor_for(user),
+            user=user,
+            target=client,
             action="oauth_client.created" if creating else "oauth_client.updated",
             message="client secret replaced" if client_secret and not creating else "",
         )
@@ -138,8 +140,9 @@ def oauth_client_set_status(*, client: OAuthClient, status: str, user: Any = Non
     with transaction.atomic():
         client.status = status
         client.save(update_fields=["status", "updated_at"])
-        audit_record(actor=actor_for(user), user=user, target=client,
-                     action=f"oauth_client.{status}")
+        audit_record(
+            actor=actor_for(user), user=user, target=client, action=f"oauth_client.{status}"
+        )
     return client
 
 
@@ -175,8 +178,9 @@ def authorization_start(
 ) -> StartedAuthorization:
     """Build the provider's authorize URL and remember what the callback must check."""
     if not client.is_enabled:
-        raise AuthorizationFailed("This client is disabled: enable it before validating.",
-                                  code="client_disabled")
+        raise AuthorizationFailed(
+            "This client is disabled: enable it before validating.", code="client_disabled"
+        )
     if grant is not None and grant.client_id != client.pk:
         raise AuthorizationFailed("That grant belongs to another client.")
     try:
@@ -206,8 +210,9 @@ def authorization_start(
             redirect_uri=oauth_client_redirect_uri(client=client),
             expires_at=now + timedelta(seconds=settings.MAILGRANT_AUTHORIZATION_TTL),
         )
-        audit_record(actor=actor_for(user), user=user, target=client,
-                     action="oauth_client.validate_started")
+        audit_record(
+            actor=actor_for(user), user=user, target=client, action="oauth_client.validate_started"
+        )
     return StartedAuthorization(url=request.url, binding=binding, pending=pending)
 
 
@@ -226,16 +231,25 @@ def authorization_complete(
     pending = _pending_consume(client_id=client_id, state=state, bindings=bindings)
     try:
         result = _authorization_finish(
-            pending=pending, code=code, error=error, error_description=error_description, iss=iss,
+            pending=pending,
+            code=code,
+            error=error,
+            error_description=error_description,
+            iss=iss,
         )
     except AuthorizationFailed as exc:
         with transaction.atomic():
             PendingAuthorization.objects.filter(pk=pending.pk).update(
                 outcome=PendingAuthorization.Outcome.FAILED, message=exc.message
             )
-            audit_record(actor=actor_for(user or pending.user), user=user or pending.user,
-                         target=pending.client, action="oauth_client.validate_failed",
-                         outcome="failed", message=exc.message)
+            audit_record(
+                actor=actor_for(user or pending.user),
+                user=user or pending.user,
+                target=pending.client,
+                action="oauth_client.validate_failed",
+                outcome="failed",
+                message=exc.message,
+            )
         raise
     return result
 
@@ -246,7 +260,9 @@ def _pending_consume(
     if not state:
         raise AuthorizationFailed(
             "The provider's answer carries no state, so it cannot be matched to a Validate "
-            "started here. Start Validate again.", code="state_missing")
+            "started here. Start Validate again.",
+            code="state_missing",
+        )
     now = timezone.now()
     pending = (
         PendingAuthorization.objects.select_related("client", "grant", "user")
@@ -256,42 +272,56 @@ def _pending_consume(
     if pending is None:
         raise AuthorizationFailed(
             "Unknown state: this answer does not belong to a Validate started here (forged, "
-            "or meant for another server). Nothing was changed.", code="state_unknown")
+            "or meant for another server). Nothing was changed.",
+            code="state_unknown",
+        )
     if pending.consumed_at is not None:
         raise AuthorizationFailed(
             "This authorization answer was already used (a replay, or the page was reloaded). "
-            "Nothing was changed; start Validate again if needed.", code="state_replayed")
+            "Nothing was changed; start Validate again if needed.",
+            code="state_replayed",
+        )
     if pending.expires_at <= now:
         raise AuthorizationFailed(
             "This Validate took longer than 10 minutes and expired. Start it again.",
-            code="state_expired")
+            code="state_expired",
+        )
     if pending.purpose != PendingAuthorization.Purpose.API and pending.binding_hash not in {
         _sha256(b) for b in bindings
     }:
         raise AuthorizationFailed(
             "This Validate was started in another browser session; finish it where it began.",
-            code="state_unbound")
+            code="state_unbound",
+        )
     consumed = PendingAuthorization.objects.filter(pk=pending.pk, consumed_at__isnull=True).update(
         consumed_at=now
     )
     if consumed != 1:
-        raise AuthorizationFailed("This authorization answer was already used.",
-                                  code="state_replayed")
+        raise AuthorizationFailed(
+            "This authorization answer was already used.", code="state_replayed"
+        )
     return pending
 
 
 def _authorization_finish(
-    *, pending: PendingAuthorization, code: str, error: str, error_description: str,
+    *,
+    pending: PendingAuthorization,
+    code: str,
+    error: str,
+    error_description: str,
     iss: str | None,
 ) -> Authorized:
     client = OAuthClient.objects.get(pk=pending.client_id)
     if error:
         text = f"{error}: {error_description}" if error_description else error
-        raise AuthorizationFailed(f"The provider refused the authorization ({text}).",
-                                  code=error if error == "access_denied" else "provider_error")
+        raise AuthorizationFailed(
+            f"The provider refused the authorization ({text}).",
+            code=error if error == "access_denied" else "provider_error",
+        )
     if not client.is_enabled:
-        raise AuthorizationFailed("This client was disabled meanwhile; nothing was stored.",
-                                  code="client_disabled")
+        raise AuthorizationFailed(
+            "This client was disabled meanwhile; nothing was stored.", code="client_disabled"
+        )
     if not code:
         raise AuthorizationFailed("The provider's answer has no authorization code.")
     try:
@@ -307,18 +337,26 @@ def _authorization_finish(
             credentials=oauth_client_credentials(client=client),
             code=code,
             redirect_uri=pending.redirect_uri,
-            code_verifier=pending.code_verifier.reveal(),
+            code_verifier=pending.code_verifier.reveal() if pending.code_verifier else "",
         )
-        claims = _identity_claims(client=client, endpoints=endpoints, tokens=tokens,
-                                  nonce=pending.nonce or None)
+        claims = _identity_claims(
+            client=client, endpoints=endpoints, tokens=tokens, nonce=pending.nonce or None
+        )
     except ProviderError as exc:
         prefix = "The provider could not be reached" if exc.transient else "The provider refused"
-        raise AuthorizationFailed(f"{prefix}: {exc.message}",
-                                  code="provider_unreachable" if exc.transient else exc.error,
-                                  transient=exc.transient) from None
+        raise AuthorizationFailed(
+            f"{prefix}: {exc.message}",
+            code="provider_unreachable" if exc.transient else exc.error,
+            transient=exc.transient,
+        ) from None
     account = next((str(claims[c]) for c in ACCOUNT_CLAIMS if claims.get(c)), "")
-    return _grant_store_authorization(pending=pending, client=client, tokens=tokens,
-                                      account=account, subject=str(claims.get("sub", "")))
+    return _grant_store_authorization(
+        pending=pending,
+        client=client,
+        tokens=tokens,
+        account=account,
+        subject=str(claims.get("sub", "")),
+    )
 
 
 def _check_iss(*, endpoints: Endpoints, iss: str | None) -> None:
@@ -327,7 +365,9 @@ def _check_iss(*, endpoints: Endpoints, iss: str | None) -> None:
         if endpoints.iss_parameter_supported:
             raise AuthorizationFailed(
                 "The provider announces the iss parameter but the answer has none (RFC 9207): "
-                "refused as a possible mix-up.", code="iss_missing")
+                "refused as a possible mix-up.",
+                code="iss_missing",
+            )
         return
     expected = endpoints.issuer
     if not expected:
@@ -340,7 +380,8 @@ def _check_iss(*, endpoints: Endpoints, iss: str | None) -> None:
     if not matches:
         raise AuthorizationFailed(
             f"The answer comes from issuer {iss!r}, not {expected!r} (RFC 9207 mix-up check).",
-            code="iss_mismatch")
+            code="iss_mismatch",
+        )
 
 
 def _identity_claims(
@@ -350,17 +391,25 @@ def _identity_claims(
     if tokens.id_token and endpoints.jwks_uri and endpoints.issuer:
         jwks = protocol.fetch_jwks(http=http, jwks_uri=endpoints.jwks_uri)
         return protocol.verify_id_token(
-            id_token=tokens.id_token, jwks=jwks, issuer=endpoints.issuer,
-            client_id=client.client_id, nonce=nonce,
+            id_token=tokens.id_token,
+            jwks=jwks,
+            issuer=endpoints.issuer,
+            client_id=client.client_id,
+            nonce=nonce,
         )
     if endpoints.userinfo_url:
-        return protocol.fetch_userinfo(http=http, url=endpoints.userinfo_url,
-                                       access_token=tokens.access_token)
+        return protocol.fetch_userinfo(
+            http=http, url=endpoints.userinfo_url, access_token=tokens.access_token
+        )
     return {}
 
 
 def _grant_store_authorization(
-    *, pending: PendingAuthorization, client: OAuthClient, tokens: TokenSet, account: str,
+    *,
+    pending: PendingAuthorization,
+    client: OAuthClient,
+    tokens: TokenSet,
+    account: str,
     subject: str,
 ) -> Authorized:
     warnings: list[str] = []
@@ -369,8 +418,9 @@ def _grant_store_authorization(
         if pending.grant_id:
             grant = Grant.objects.select_for_update().get(pk=pending.grant_id)
         else:
-            grant = (Grant.objects.select_for_update().filter(client=client, is_default=True)
-                     .first() or Grant(client=client, is_default=True))
+            grant = Grant.objects.select_for_update().filter(
+                client=client, is_default=True
+            ).first() or Grant(client=client, is_default=True)
         previous = grant.tokens() if grant.pk else None
         if not tokens.refresh_token:
             if previous and previous.refresh_token and grant.account == account:
@@ -381,10 +431,12 @@ def _grant_store_authorization(
                 warnings.append(
                     "The provider returned no refresh token: access stops when the access token "
                     "expires. Ask for offline access (offline_access, or Google's "
-                    "access_type=offline with prompt=consent).")
+                    "access_type=offline with prompt=consent)."
+                )
         if grant.pk and grant.account and account and grant.account != account:
-            warnings.append(f"This grant was authorized as {grant.account} before; it is now "
-                            f"{account}.")
+            warnings.append(
+                f"This grant was authorized as {grant.account} before; it is now {account}."
+            )
         grant.account = account
         grant.subject = subject
         grant.state = Grant.State.AUTHORIZED
@@ -401,8 +453,13 @@ def _grant_store_authorization(
             message=f"Authorized as {account or 'an unnamed account'}",
             result_grant=grant,
         )
-        audit_record(actor=actor_for(pending.user), user=pending.user, target=grant,
-                     action="grant.authorized", message=f"Authorized as {account}")
+        audit_record(
+            actor=actor_for(pending.user),
+            user=pending.user,
+            target=grant,
+            action="grant.authorized",
+            message=f"Authorized as {account}",
+        )
     log.info("Client %s authorized as %s (grant %s)", client.name, account, grant.pk)
     return Authorized(grant=grant, account=account, warnings=warnings)
 
@@ -447,8 +504,12 @@ def access_token_for(*, grant: Grant, min_valid_seconds: float = 0) -> TokenSet:
         grant = grant_refresh(grant=grant, force=False, min_valid_seconds=min_valid_seconds)
     except GrantUnusable as exc:
         # A provider outage must not stop a mailbox whose token is still good for a while.
-        if exc.transient and tokens and tokens.expires_at and grant.client.is_enabled and (
-            tokens.expires_at > timezone.now().timestamp() + 5
+        if (
+            exc.transient
+            and tokens
+            and tokens.expires_at
+            and grant.client.is_enabled
+            and (tokens.expires_at > timezone.now().timestamp() + 5)
         ):
             log.warning("Using the current token of grant %s: %s", grant.pk, exc.message)
             return tokens
@@ -496,14 +557,18 @@ def _check_refreshable(grant: Grant, tokens: TokenSet | None) -> None:
     if grant.state == Grant.State.REAUTHORIZATION_REQUIRED:
         raise GrantUnusable(
             f"Grant {grant} needs to be validated again: {grant.last_error}",
-            code="reauthorization_required")
+            code="reauthorization_required",
+        )
     if tokens is None:
-        raise GrantUnusable(f"Client {grant.client.name} is not authorized yet: press Validate.",
-                            code="not_authorized")
+        raise GrantUnusable(
+            f"Client {grant.client.name} is not authorized yet: press Validate.",
+            code="not_authorized",
+        )
     if not tokens.refresh_token:
         raise GrantUnusable(
             f"Grant {grant} has no refresh token: validate it again (with offline access).",
-            code="reauthorization_required")
+            code="reauthorization_required",
+        )
 
 
 def _refresh_succeeded(*, grant: Grant, tokens: TokenSet, user: Any) -> None:
@@ -527,7 +592,8 @@ def _refresh_failed(*, grant: Grant, exc: Exception, user: Any) -> GrantUnusable
     elif isinstance(exc, ProviderError) and exc.needs_reauthorization:
         error = GrantUnusable(
             f"The provider refused the refresh token ({exc.message}): validate again.",
-            code="reauthorization_required")
+            code="reauthorization_required",
+        )
         state = Grant.State.REAUTHORIZATION_REQUIRED
     elif isinstance(exc, ProviderError):
         hint = ""
@@ -538,7 +604,8 @@ def _refresh_failed(*, grant: Grant, exc: Exception, user: Any) -> GrantUnusable
         error = GrantUnusable(
             f"The refresh failed ({exc.message}).{hint}",
             code="provider_unreachable" if exc.transient else "provider_error",
-            transient=exc.transient)
+            transient=exc.transient,
+        )
         # A passing outage leaves the grant authorized: the next call simply tries again.
         state = Grant.State.AUTHORIZED if exc.transient else Grant.State.ERROR
     else:  # pragma: no cover - defensive
@@ -547,15 +614,31 @@ def _refresh_failed(*, grant: Grant, exc: Exception, user: Any) -> GrantUnusable
     grant.last_error = error.message
     grant.last_error_at = timezone.now()
     grant.save(update_fields=["state", "last_error", "last_error_at", "updated_at"])
-    audit_record(actor=actor_for(user), user=user, target=grant, action="grant.refresh_failed",
-                 outcome="failed", message=error.message)
+    audit_record(
+        actor=actor_for(user),
+        user=user,
+        target=grant,
+        action="grant.refresh_failed",
+        outcome="failed",
+        message=error.message,
+    )
     log.warning("Refresh of grant %s failed: %s", grant.pk, error.message)
     return error
 
 
 __all__ = [
-    "AuthorizationFailed", "Authorized", "GrantUnusable", "IntegrityError", "OAuthClientInvalid",
-    "OAuthServiceError", "access_token_for", "authorization_complete", "authorization_start",
-    "grant_refresh", "oauth_client_check", "oauth_client_delete", "oauth_client_save",
+    "AuthorizationFailed",
+    "Authorized",
+    "GrantUnusable",
+    "IntegrityError",
+    "OAuthClientInvalid",
+    "OAuthServiceError",
+    "access_token_for",
+    "authorization_complete",
+    "authorization_start",
+    "grant_refresh",
+    "oauth_client_check",
+    "oauth_client_delete",
+    "oauth_client_save",
     "oauth_client_set_status",
 ]

@@ -3,7 +3,9 @@
 from mailgrant.providers import azure, generic, google
 from mailgrant.providers.base import MAILBOX, USER, Provider
 
-PROVIDERS: dict[str, Provider] = {p.id: p for p in (google.PROVIDER, azure.PROVIDER, generic.PROVIDER)}
+PROVIDERS: dict[str, Provider] = {
+    p.id: p for p in (google.PROVIDER, azure.PROVIDER, generic.PROVIDER)
+}
 
 
 def get_provider(provider_id: str) -> Provider:

@@ -21,8 +21,13 @@ class Command(BaseCommand):
         refresh.add_argument("name")
         token = sub.add_parser("token", help="Print a valid access token (refreshed if needed).")
         token.add_argument("name")
-        token.add_argument("--min-valid", type=int, default=0, metavar="SECONDS",
-                           help="valid for at least this long (when the provider allows)")
+        token.add_argument(
+            "--min-valid",
+            type=int,
+            default=0,
+            metavar="SECONDS",
+            help="valid for at least this long (when the provider allows)",
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "list":
@@ -38,9 +43,12 @@ class Command(BaseCommand):
         try:
             if action == "refresh":
                 grant = grant_refresh(grant=grant)
-                self.stdout.write(f"Refreshed {client.name} ({grant.account}); access token "
-                                  f"valid until {grant.expires_at:%Y-%m-%d %H:%M:%S %Z}."
-                                  if grant.expires_at else f"Refreshed {client.name}.")
+                self.stdout.write(
+                    f"Refreshed {client.name} ({grant.account}); access token "
+                    f"valid until {grant.expires_at:%Y-%m-%d %H:%M:%S %Z}."
+                    if grant.expires_at
+                    else f"Refreshed {client.name}."
+                )
             else:
                 tokens = access_token_for(grant=grant, min_valid_seconds=options["min_valid"])
                 self.stdout.write(tokens.access_token)
@@ -51,16 +59,24 @@ class Command(BaseCommand):
         rows = []
         for client in oauth_client_list():
             grant = grant_default_for(client=client)
-            rows.append({
-                "name": client.name, "provider": client.provider, "type": client.type,
-                "status": client.status,
-                "grant_state": grant.state if grant else "unauthorized",
-                "account": grant.account if grant else "",
-                "expires_at": grant.expires_at.isoformat() if grant and grant.expires_at else None,
-            })
+            rows.append(
+                {
+                    "name": client.name,
+                    "provider": client.provider,
+                    "type": client.type,
+                    "status": client.status,
+                    "grant_state": grant.state if grant else "unauthorized",
+                    "account": grant.account if grant else "",
+                    "expires_at": grant.expires_at.isoformat()
+                    if grant and grant.expires_at
+                    else None,
+                }
+            )
         if as_json:
             self.stdout.write(json.dumps(rows, indent=2))
             return
         for row in rows:
-            self.stdout.write(f"{row['name']:30} {row['provider']:8} {row['type']:8} "
-                              f"{row['status']:9} {row['grant_state']:25} {row['account']}")
+            self.stdout.write(
+                f"{row['name']:30} {row['provider']:8} {row['type']:8} "
+                f"{row['status']:9} {row['grant_state']:25} {row['account']}"
+            )
