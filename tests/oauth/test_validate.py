@@ -189,3 +189,21 @@ def test_expired_state(admin_client, oidc, oidc_client):
     PendingAuthorization.objects.update(expires_at=timezone.now())
     assert "expired" in _messages(_callback(admin_client, redirect))
     assert not Grant.objects.filter(client=client).exists()
+
+
+def test_old_started_authorizations_are_purged(make_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mailgrant.oauth.models import PendingAuthorization
+    from mailgrant.oauth.services import authorization_start
+
+    client = make_client()
+    old = authorization_start(client=client, purpose="api").pending
+    PendingAuthorization.objects.filter(pk=old.pk).update(
+        expires_at=timezone.now() - timedelta(days=2)
+    )
+    authorization_start(client=client, purpose="api")
+    assert not PendingAuthorization.objects.filter(pk=old.pk).exists()
+    assert PendingAuthorization.objects.count() == 1

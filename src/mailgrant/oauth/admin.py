@@ -90,6 +90,7 @@ class OAuthClientAdmin(admin.ModelAdmin):
 
     class Media:
         js = ["mailgrant/oauthclient.js"]
+        css = {"all": ["mailgrant/admin.css"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OAuthClient]:
         return (

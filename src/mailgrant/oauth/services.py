@@ -198,6 +198,7 @@ def authorization_start(
     binding = secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
+        authorization_purge_expired()
         pending = PendingAuthorization.objects.create(
             state_hash=_sha256(request.state),
             binding_hash=_sha256(binding),
