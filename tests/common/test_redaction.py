@@ -52,3 +52,17 @@ def test_error_report_filter_hides_secret_posts_and_variables() -> None:
     params = RedactingExceptionReporterFilter().get_post_parameters(request)
     assert params["client_secret"] != "anything"
     assert "canary" not in params["note"]
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SECRET_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=8, max_size=60
+).filter(lambda s: s.strip() == s and "*" not in s)
+
+
+@given(secret=SECRET_TEXT, before=st.text(max_size=40), after=st.text(max_size=40))
+def test_a_remembered_secret_never_survives_redaction(secret: str, before: str, after: str):
+    remember_secret(secret)
+    assert secret not in redact(f"{before}{secret}{after}")

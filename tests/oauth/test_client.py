@@ -130,3 +130,20 @@ def test_new_authorization_is_fresh_each_time() -> None:
     assert one.nonce and one.nonce != two.nonce
     assert len(one.code_verifier) >= 43
     assert new_authorization(**{**params, "scopes": ["mail"]}).nonce is None
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(
+    access=st.text(min_size=1, max_size=50),
+    refresh=st.none() | st.text(min_size=1, max_size=50),
+    expires_in=st.integers(min_value=0, max_value=10**8),
+)
+def test_token_set_survives_storage(access: str, refresh: str | None, expires_in: int) -> None:
+    tokens = TokenSet.from_response(
+        {"access_token": access, "refresh_token": refresh, "expires_in": expires_in}, now=1000
+    )
+    assert TokenSet.from_dict(tokens.to_dict()) == tokens
+    assert tokens.expires_at == 1000 + expires_in
