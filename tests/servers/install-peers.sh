@@ -8,12 +8,22 @@ cd "$(dirname "$0")"
 missing=()
 command -v node >/dev/null || missing+=(nodejs npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+for pkg in dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+done
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Keep Debian's own Dovecot from starting (ports 143/110 stay free; the tests start their
+    # own throwaway instances). Only when no policy is in place already.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && added_policy=1
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ -n "${added_policy:-}" ]; then rm -f "$policy"; fi
   else
     echo "warning: missing ${missing[*]}; install them (as root: apt-get install ${missing[*]})" >&2
   fi

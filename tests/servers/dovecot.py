@@ -1,0 +1,177 @@
+"""A throwaway Debian Dovecot on loopback ports: IMAP, POP3 and submission, with a passdb that
+validates XOAUTH2 / OAUTHBEARER tokens by introspection at the test OpenID provider and a
+passwd-file passdb for password logins. Submission relays to a small SMTP server that delivers
+into the same Maildirs over LMTP, so a sent message can be fetched back. No Django here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.servers.oidc import free_port
+
+DOVECOT = "/usr/sbin/dovecot"
+
+PASSWORD_USERS = {"pat@example.test": "pat-password"}
+
+
+def dovecot_available() -> tuple[bool, str]:
+    if not Path(DOVECOT).exists():
+        return False, "Dovecot is not installed (make test installs it as root: dovecot-core ...)"
+    if os.geteuid() != 0:
+        return False, "the test Dovecot runs as root (it switches users itself)"
+    return True, ""
+
+
+def _wait_for_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class DovecotServer:
+    def __init__(self, *, introspection_url: str, relay_port: int | None = None) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="mg-dc-"))
+        self.root.chmod(0o755)  # Dovecot's unprivileged processes must reach their sockets
+        self.imap_port, self.imaps_port = free_port(), free_port()
+        self.pop3_port, self.submission_port, self.lmtp_port = free_port(), free_port(), free_port()
+        self.relay_port = relay_port or free_port()
+        self.mail_root = self.root / "mail"
+        self.mail_root.mkdir()
+        shutil.chown(self.mail_root, "dovecot", "dovecot")  # mail processes run as dovecot
+        self.log_path = self.root / "dovecot.log"
+        self.config = self.root / "dovecot.conf"
+        (self.root / "passwd").write_text(
+            "".join(f"{user}:{{PLAIN}}{pw}::::::\n" for user, pw in PASSWORD_USERS.items())
+        )
+        (self.root / "oauth2.conf.ext").write_text(
+            "\n".join([
+                "introspection_mode = post",
+                f"introspection_url = {introspection_url}",
+                "username_attribute = email",
+                "active_attribute = active",
+                "active_value = true",
+                "tokeninfo_url = ",
+                "",
+            ])
+        )
+        self.config.write_text(self._config())
+        # The daemon keeps its stdio: pipes here would never reach EOF.
+        started = subprocess.run([DOVECOT, "-c", str(self.config)], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=self.root.joinpath(
+                                     "startup.err").open("w"))
+        if started.returncode != 0:
+            raise RuntimeError("Dovecot did not start: " + (self.root / "startup.err").read_text())
+        for port in (self.imap_port, self.pop3_port, self.submission_port, self.lmtp_port):
+            _wait_for_port(port)
+
+    def _config(self) -> str:
+        r = self.root
+        return f"""
+instance_name = mg-{self.imap_port}
+base_dir = {r}/run
+state_dir = {r}/state
+log_path = {self.log_path}
+info_log_path = {self.log_path}
+protocols = imap pop3 submission lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+first_valid_uid = 100
+auth_mechanisms = plain login xoauth2 oauthbearer
+auth_failure_delay = 0
+auth_cache_size = 0
+auth_verbose = yes
+mail_location = maildir:{self.mail_root}/%u/Maildir
+mail_home = {self.mail_root}/%u
+hostname = mail.example.test
+postmaster_address = postmaster@example.test
+submission_relay_host = 127.0.0.1
+submission_relay_port = {self.relay_port}
+submission_relay_trusted = yes
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = create
+  }}
+  mailbox Archive {{
+    auto = create
+  }}
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {r}/oauth2.conf.ext
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {r}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={self.mail_root}/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {self.pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service submission-login {{
+  inet_listener submission {{
+    port = {self.submission_port}
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {self.lmtp_port}
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+protocol lmtp {{
+  auth_username_format = %Lu
+}}
+"""
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        subprocess.run([DOVECOT, "-c", str(self.config), "stop"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.2)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> DovecotServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
