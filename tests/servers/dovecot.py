@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -121,7 +122,7 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid=dovecot gid=dovecot home={self.mail_root}/%u
+  args = uid=dovecot gid=dovecot home={self.mail_root}/%u allow_all_users=yes
 }}
 service imap-login {{
   inet_listener imap {{
@@ -159,6 +160,20 @@ protocol lmtp {{
   auth_username_format = %Lu
 }}
 """
+
+    def deliver(self, user: str, *messages: bytes) -> None:
+        """Put messages in `user`'s INBOX through Dovecot's own LMTP delivery."""
+        with smtplib.LMTP("127.0.0.1", self.lmtp_port, timeout=30) as lmtp:
+            for raw in messages:
+                lmtp.sendmail("sender@example.test", [user], raw)
+
+    def maildir(self, user: str, folder: str = "INBOX") -> list[bytes]:
+        """The raw messages in `user`'s folder, read straight from the Maildir."""
+        base = self.mail_root / user / "Maildir"
+        if folder != "INBOX":
+            base = base / f".{folder}"
+        return [p.read_bytes() for sub in ("new", "cur") for p in sorted((base / sub).glob("*"))
+                if (base / sub).is_dir()]
 
     @property
     def log(self) -> str:
