@@ -13,6 +13,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
 
 from tests.servers.oidc import free_port
 
@@ -40,6 +43,26 @@ def _wait_for_port(port: int, timeout: float = 10) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
+class _LmtpRelay:
+    """Where submission relays: an SMTP server that hands every message to Dovecot's LMTP, so
+    sent mail lands in the recipients' Maildirs (Dovecot's LMTP itself refuses EHLO)."""
+
+    def __init__(self, dovecot: DovecotServer) -> None:
+        self.dovecot = dovecot
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.dovecot.relayed.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        try:
+            # One recipient a transaction: LMTP answers DATA once per recipient, and smtplib
+            # reads only one answer.
+            for recipient in envelope.rcpt_tos:
+                with smtplib.LMTP("127.0.0.1", self.dovecot.lmtp_port, timeout=30) as lmtp:
+                    lmtp.sendmail(envelope.mail_from, [recipient], envelope.original_content)
+        except smtplib.SMTPException as exc:
+            return f"451 4.3.0 relay to LMTP failed: {exc}"
+        return "250 2.0.0 Delivered to the test Maildir"
+
+
 class DovecotServer:
     def __init__(self, *, introspection_url: str, relay_port: int | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="mg-dc-"))
@@ -56,25 +79,33 @@ class DovecotServer:
             "".join(f"{user}:{{PLAIN}}{pw}::::::\n" for user, pw in PASSWORD_USERS.items())
         )
         (self.root / "oauth2.conf.ext").write_text(
-            "\n".join([
-                "introspection_mode = post",
-                f"introspection_url = {introspection_url}",
-                "username_attribute = email",
-                "active_attribute = active",
-                "active_value = true",
-                "tokeninfo_url = ",
-                "",
-            ])
+            "\n".join(
+                [
+                    "introspection_mode = post",
+                    f"introspection_url = {introspection_url}",
+                    "username_attribute = email",
+                    "active_attribute = active",
+                    "active_value = true",
+                    "tokeninfo_url = ",
+                    "",
+                ]
+            )
         )
         self.config.write_text(self._config())
         # The daemon keeps its stdio: pipes here would never reach EOF.
-        started = subprocess.run([DOVECOT, "-c", str(self.config)], stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=self.root.joinpath(
-                                     "startup.err").open("w"))
+        started = subprocess.run(
+            [DOVECOT, "-c", str(self.config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.root.joinpath("startup.err").open("w"),
+        )
         if started.returncode != 0:
             raise RuntimeError("Dovecot did not start: " + (self.root / "startup.err").read_text())
         for port in (self.imap_port, self.pop3_port, self.submission_port, self.lmtp_port):
             _wait_for_port(port)
+        self.relayed: list[tuple[str, list[str]]] = []
+        self._relay = Controller(_LmtpRelay(self), hostname="127.0.0.1", port=self.relay_port)
+        self._relay.start()
 
     def _config(self) -> str:
         r = self.root
@@ -172,16 +203,25 @@ protocol lmtp {{
         base = self.mail_root / user / "Maildir"
         if folder != "INBOX":
             base = base / f".{folder}"
-        return [p.read_bytes() for sub in ("new", "cur") for p in sorted((base / sub).glob("*"))
-                if (base / sub).is_dir()]
+        return [
+            p.read_bytes()
+            for sub in ("new", "cur")
+            for p in sorted((base / sub).glob("*"))
+            if (base / sub).is_dir()
+        ]
 
     @property
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        subprocess.run([DOVECOT, "-c", str(self.config), "stop"], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._relay.stop()
+        subprocess.run(
+            [DOVECOT, "-c", str(self.config), "stop"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(0.2)
         shutil.rmtree(self.root, ignore_errors=True)
 

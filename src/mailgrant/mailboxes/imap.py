@@ -88,8 +88,9 @@ def uid_set(uids: Sequence[int]) -> str:
 
 
 class ImapClient:
-    def __init__(self, endpoint: Endpoint, login: Login, *,
-                 transcript: Transcript | None = None) -> None:
+    def __init__(
+        self, endpoint: Endpoint, login: Login, *, transcript: Transcript | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.transcript = transcript
         self.imap = self._connect()
@@ -113,8 +114,9 @@ class ImapClient:
         e = self.endpoint
         try:
             if e.security == SSL:
-                imap: imaplib.IMAP4 = _IMAP4_SSL(e.host, e.port, ssl_context=e.ssl_context(),
-                                                 timeout=e.timeout)
+                imap: imaplib.IMAP4 = _IMAP4_SSL(
+                    e.host, e.port, ssl_context=e.ssl_context(), timeout=e.timeout
+                )
             else:
                 imap = _IMAP4(e.host, e.port, timeout=e.timeout)
                 if e.security == STARTTLS:
@@ -124,8 +126,9 @@ class ImapClient:
         except MailError:
             raise
         except imaplib.IMAP4.error as exc:
-            raise MailError("protocol", f"{e.host}:{e.port} does not speak IMAP as expected "
-                                        f"({exc}).") from None
+            raise MailError(
+                "protocol", f"{e.host}:{e.port} does not speak IMAP as expected ({exc})."
+            ) from None
         except (OSError, EOFError) as exc:
             raise connect_error(exc, e) from None
         imap.transcript = self.transcript  # type: ignore[attr-defined]
@@ -140,13 +143,18 @@ class ImapClient:
             try:
                 self.imap.login(login.username, login.password)
             except imaplib.IMAP4.error as exc:
-                raise AuthRefused(f"The server refused the password login: {_text(exc)}",
-                                  temporary="UNAVAILABLE" in str(exc)) from None
+                raise AuthRefused(
+                    f"The server refused the password login: {_text(exc)}",
+                    temporary="UNAVAILABLE" in str(exc),
+                ) from None
             return
         mechanism = login.mechanism.upper()
         if f"AUTH={mechanism}" not in self.capabilities:
-            raise MailError("auth", f"The server does not offer {mechanism} "
-                                    f"(it offers: {', '.join(self._mechanisms()) or 'none'}).")
+            raise MailError(
+                "auth",
+                f"The server does not offer {mechanism} "
+                f"(it offers: {', '.join(self._mechanisms()) or 'none'}).",
+            )
         token = login.get_token()
         message = sasl_message(login, self.endpoint, token)
         if self.transcript is not None:
@@ -164,8 +172,11 @@ class ImapClient:
             self.imap.authenticate(mechanism, respond)
         except imaplib.IMAP4.error as exc:
             details = next((sasl.decode_error(c) for c in challenges if c), None)
-            raise AuthRefused(f"The server refused the {mechanism} token: {_text(exc)}",
-                              details=details, temporary="UNAVAILABLE" in str(exc)) from None
+            raise AuthRefused(
+                f"The server refused the {mechanism} token: {_text(exc)}",
+                details=details,
+                temporary="UNAVAILABLE" in str(exc),
+            ) from None
 
     def _mechanisms(self) -> list[str]:
         return [c[5:] for c in self.capabilities if c.startswith("AUTH=")]
@@ -176,8 +187,7 @@ class ImapClient:
         except imaplib.IMAP4.error as exc:
             raise MailError("folder", f"Cannot open folder {folder!r}: {_text(exc)}") from None
         if status != "OK":
-            raise MailError("folder", f"The folder {folder!r} cannot be opened: "
-                                      f"{_text(data)}")
+            raise MailError("folder", f"The folder {folder!r} cannot be opened: {_text(data)}")
         found = None
         for line in self.imap.untagged_responses.get("OK", []):
             if isinstance(line, bytes) and (m := _UIDVALIDITY.search(line)):
@@ -198,8 +208,9 @@ class ImapClient:
         found: dict[int, str] = {}
         if not uids:
             return found
-        status, data = self.imap.uid("FETCH", uid_set(uids),
-                                     "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        status, data = self.imap.uid(
+            "FETCH", uid_set(uids), "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+        )
         self._check(status, data, "read headers")
         for item in data:
             if isinstance(item, tuple) and (m := _FETCH_ITEM.search(item[0])):
@@ -219,8 +230,9 @@ class ImapClient:
 
     def mark_seen(self, uids: Sequence[int]) -> None:
         if uids:
-            self._check(*self.imap.uid("STORE", uid_set(uids), "+FLAGS.SILENT", r"(\Seen)"),
-                        "mark as seen")
+            self._check(
+                *self.imap.uid("STORE", uid_set(uids), "+FLAGS.SILENT", r"(\Seen)"), "mark as seen"
+            )
 
     def move(self, uids: Sequence[int], folder: str) -> None:
         if not uids:
@@ -234,8 +246,9 @@ class ImapClient:
     def delete(self, uids: Sequence[int]) -> None:
         if not uids:
             return
-        self._check(*self.imap.uid("STORE", uid_set(uids), "+FLAGS.SILENT", r"(\Deleted)"),
-                    "delete")
+        self._check(
+            *self.imap.uid("STORE", uid_set(uids), "+FLAGS.SILENT", r"(\Deleted)"), "delete"
+        )
         if "UIDPLUS" in self.capabilities:
             self._check(*self.imap.uid("EXPUNGE", uid_set(uids)), "expunge")
         else:
@@ -293,4 +306,3 @@ def _text(value: Any) -> str:
     # imaplib wraps the server's words: "AUTHENTICATE command error: NO [b'...']"
     inner = re.search(r"\[b['\"](.*)['\"]\]", text)
     return inner.group(1) if inner else text
-

@@ -35,8 +35,9 @@ def oauthbearer(user: str, token: str, host: str = "", port: int | None = None) 
     return "\x01".join(parts) + "\x01\x01"
 
 
-def initial_response(mechanism: str, *, user: str, token: str, host: str = "",
-                     port: int | None = None) -> str:
+def initial_response(
+    mechanism: str, *, user: str, token: str, host: str = "", port: int | None = None
+) -> str:
     if mechanism.upper() == XOAUTH2:
         return xoauth2(user, token)
     if mechanism.upper() == OAUTHBEARER:

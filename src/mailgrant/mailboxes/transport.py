@@ -68,8 +68,9 @@ class AuthRefused(MailError):
     """The server refused the credentials; `details` is its decoded XOAUTH2 / OAUTHBEARER
     error challenge (e.g. ``{"status": "401", "schemes": "bearer"}``) when it sent one."""
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None,
-                 temporary: bool = False) -> None:
+    def __init__(
+        self, message: str, *, details: dict[str, Any] | None = None, temporary: bool = False
+    ) -> None:
         super().__init__("auth", message, transient=temporary)
         self.details = details
 
@@ -107,26 +108,34 @@ class Transcript:
 def connect_error(exc: BaseException, endpoint: Endpoint) -> MailError:
     where = f"{endpoint.host}:{endpoint.port}"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return MailError("tls", f"The TLS certificate of {where} is not trusted "
-                                f"({exc.verify_message}).")
+        return MailError(
+            "tls", f"The TLS certificate of {where} is not trusted ({exc.verify_message})."
+        )
     if isinstance(exc, ssl.SSLError):
-        hint = " Is this a plaintext port? Try security 'starttls' or 'none'." if (
-            "WRONG_VERSION_NUMBER" in str(exc) or "record layer" in str(exc)) else ""
+        hint = (
+            " Is this a plaintext port? Try security 'starttls' or 'none'."
+            if ("WRONG_VERSION_NUMBER" in str(exc) or "record layer" in str(exc))
+            else ""
+        )
         return MailError("tls", f"TLS with {where} failed ({exc.reason or exc}).{hint}")
     if isinstance(exc, TimeoutError | socket.timeout):
         return MailError("connect", f"{where} did not answer in time.", transient=True)
     if isinstance(exc, ConnectionRefusedError):
-        return MailError("connect", f"{where} refused the connection (nothing listens there?).",
-                         transient=True)
+        return MailError(
+            "connect", f"{where} refused the connection (nothing listens there?).", transient=True
+        )
     if isinstance(exc, socket.gaierror):
-        return MailError("connect", f"The host name {endpoint.host!r} cannot be resolved.",
-                         transient=True)
+        return MailError(
+            "connect", f"The host name {endpoint.host!r} cannot be resolved.", transient=True
+        )
     if isinstance(exc, OSError):
-        return MailError("connect", f"Cannot talk to {where}: {exc.strerror or exc}.",
-                         transient=True)
+        return MailError(
+            "connect", f"Cannot talk to {where}: {exc.strerror or exc}.", transient=True
+        )
     return MailError("protocol", f"{where}: {exc}")
 
 
 def sasl_message(login: TokenLogin, endpoint: Endpoint, token: str) -> str:
-    return sasl.initial_response(login.mechanism, user=login.username, token=token,
-                                 host=endpoint.host, port=endpoint.port)
+    return sasl.initial_response(
+        login.mechanism, user=login.username, token=token, host=endpoint.host, port=endpoint.port
+    )
