@@ -16,8 +16,12 @@ def test_xoauth2_matches_googles_documented_example() -> None:
 
 def test_oauthbearer_matches_rfc_7628() -> None:
     # RFC 7628 section 4.1: the initial client response.
-    message = sasl.oauthbearer("user@example.com", "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==",
-                               host="server.example.com", port=143)
+    message = sasl.oauthbearer(
+        "user@example.com",
+        "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==",
+        host="server.example.com",
+        port=143,
+    )
     assert message == (
         "n,a=user@example.com,\x01host=server.example.com\x01port=143\x01"
         "auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01"
@@ -28,10 +32,16 @@ def test_oauthbearer_escapes_the_saslname() -> None:
     assert sasl.oauthbearer("a,b=c", "t").startswith("n,a=a=2Cb=3Dc,\x01")
 
 
-@pytest.mark.parametrize(("user", "token"), [
-    ("", "token"), ("user", ""), ("user\x01auth=Bearer evil", "t"), ("u", "tok\x01en"),
-    ("u\r\nA1 LOGOUT", "t"),
-])
+@pytest.mark.parametrize(
+    ("user", "token"),
+    [
+        ("", "token"),
+        ("user", ""),
+        ("user\x01auth=Bearer evil", "t"),
+        ("u", "tok\x01en"),
+        ("u\r\nA1 LOGOUT", "t"),
+    ],
+)
 def test_hostile_or_empty_values_are_refused(user: str, token: str) -> None:
     with pytest.raises(ValueError):
         sasl.xoauth2(user, token)
@@ -41,8 +51,11 @@ def test_hostile_or_empty_values_are_refused(user: str, token: str) -> None:
 
 def test_error_challenges_decode() -> None:
     xoauth2_error = "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0="
-    assert sasl.decode_error(xoauth2_error) == {"status": "401", "schemes": "bearer",
-                                                 "scope": "mail"}
+    assert sasl.decode_error(xoauth2_error) == {
+        "status": "401",
+        "schemes": "bearer",
+        "scope": "mail",
+    }
     assert sasl.decode_error(b'{"status":"invalid_token"}') == {"status": "invalid_token"}
     assert sasl.decode_error("") is None
     assert sasl.decode_error("not base64 !!") is None

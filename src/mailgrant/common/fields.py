@@ -41,6 +41,14 @@ class Sealed:
         return hash(self.ciphertext)
 
 
+def reveal(value: Sealed | str | None) -> str:
+    """The plaintext of a sealed field, whether read from the database (Sealed) or assigned in
+    this process and not yet read back (a plain string)."""
+    if isinstance(value, Sealed):
+        return value.reveal()
+    return value or ""
+
+
 class SealedField(models.TextField):  # type: ignore[type-arg]
     """Text encrypted at rest; empty stays empty (no secret stored)."""
 

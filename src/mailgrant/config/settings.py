@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "mailgrant.common",
     "mailgrant.oauth",
+    "mailgrant.mailboxes",
 ]
 
 MIDDLEWARE = [

@@ -3,6 +3,7 @@ folder, list and fetch messages in batches without parsing them, act on them aft
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import re
 from collections.abc import Iterator, Sequence
@@ -49,7 +50,7 @@ class _Recording:
 
     transcript: Transcript | None = None
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: Any) -> None:
         if self.transcript is not None and data.strip():
             self.transcript.client(data.decode("utf-8", "replace"))
         super().send(data)  # type: ignore[misc]
@@ -270,10 +271,8 @@ class ImapClient:
             self._abandon()
 
     def _abandon(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.imap.shutdown()
-        except OSError:
-            pass
 
     def _parse_sizes(self, status: str, data: list[Any]) -> Iterator[ServerMessage]:
         self._check(status, data, "list messages")

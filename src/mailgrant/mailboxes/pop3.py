@@ -4,6 +4,7 @@ QUIT: a client that dies half-way deletes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import poplib
 from dataclasses import dataclass
 
@@ -187,10 +188,8 @@ class Pop3Client:
             raise MailError("protocol", f"The server did not confirm QUIT: {exc}") from None
 
     def _abandon(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.pop.close()
-        except OSError:
-            pass
 
 
 def _text(exc: object) -> str:

@@ -3,9 +3,11 @@ OAUTHBEARER) and send raw RFC 822 bytes, reporting what the server answered."""
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mailgrant.mailboxes import sasl
 from mailgrant.mailboxes.transport import (
@@ -33,7 +35,7 @@ class SendResult:
 class _Recording:
     transcript: Transcript | None = None
 
-    def send(self, s: str | bytes) -> None:
+    def send(self, s: Any) -> None:
         if self.transcript is not None:
             text = s.decode("utf-8", "replace") if isinstance(s, bytes) else s
             # Message content is not transcript material: show its size only.
@@ -204,10 +206,8 @@ class SmtpClient:
             self._abandon()
 
     def _abandon(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.smtp.close()
-        except OSError:
-            pass
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:

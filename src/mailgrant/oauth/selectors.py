@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import reverse
 
+from mailgrant.common.fields import reveal
 from mailgrant.common.http import HttpSettings
 from mailgrant.oauth.client import Credentials
 from mailgrant.oauth.models import Grant, OAuthClient
@@ -55,7 +56,7 @@ def oauth_client_credentials(*, client: OAuthClient) -> Credentials:
     supported = client.metadata.get("token_endpoint_auth_methods") or []
     if supported and method not in supported and "client_secret_post" in supported:
         method = "client_secret_post"
-    secret = client.client_secret.reveal() if client.client_secret else ""
+    secret = reveal(client.client_secret)
     return Credentials(client_id=client.client_id, client_secret=secret, auth_method=method)
 
 

@@ -1,0 +1,591 @@
+"""Writes for mailboxes: save, test the connection, fetch into the store, send.
+
+Protocol work is in imap / pop3 / smtp (no Django); a transport gets a `get_token()` callable,
+never the token store. A refused token is refreshed once and the login retried once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from mailgrant.common.audit import actor_for, audit_record
+from mailgrant.common.fields import reveal
+from mailgrant.mailboxes import sasl
+from mailgrant.mailboxes.imap import ImapClient, ServerMessage
+from mailgrant.mailboxes.models import Mailbox, Message
+from mailgrant.mailboxes.pop3 import Pop3Client
+from mailgrant.mailboxes.smtp import SendResult, SmtpClient
+from mailgrant.mailboxes.store import envelope, message_path, sync, write_message
+from mailgrant.mailboxes.transport import (
+    AuthRefused,
+    Endpoint,
+    Login,
+    MailError,
+    PasswordLogin,
+    TokenLogin,
+    Transcript,
+)
+from mailgrant.oauth.models import Grant
+from mailgrant.oauth.selectors import grant_default_for
+from mailgrant.oauth.services import GrantUnusable, access_token_for, grant_refresh
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BATCH_MESSAGES = 200
+BATCH_BYTES = 16 * 1024 * 1024
+MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+
+
+class MailboxError(Exception):
+    """A mailbox operation failed; `message` is for the administrator, `kind` is stable."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "error",
+        transcript: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.transcript = transcript
+        self.details = details
+
+
+@dataclass
+class TestResult:
+    ok: bool
+    message: str
+    capabilities: tuple[str, ...] = ()
+    mechanisms: tuple[str, ...] = ()
+    transcript: str = ""
+    details: dict[str, Any] | None = None
+    refreshed: bool = False
+
+
+@dataclass
+class FetchResult:
+    fetched: int = 0
+    bytes: int = 0
+    already_stored: int = 0
+    resynced: int = 0
+    actions: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def store_root() -> Path:
+    root = Path(settings.MAILGRANT_HOME) / "messages"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+# --- saving -----------------------------------------------------------------------------------
+
+
+def mailbox_save(*, mailbox: Mailbox, password: str | None = None, user: Any = None) -> Mailbox:
+    if password:
+        mailbox.password = password  # type: ignore[assignment]  # sealed on save
+    creating = mailbox.pk is None
+    with transaction.atomic():
+        mailbox.save()
+        audit_record(
+            actor=actor_for(user),
+            user=user,
+            target=mailbox,
+            action="mailbox.created" if creating else "mailbox.updated",
+        )
+    return mailbox
+
+
+def mailbox_grant(*, mailbox: Mailbox) -> Grant | None:
+    if mailbox.grant_id:
+        return mailbox.grant
+    return grant_default_for(client=mailbox.oauth_client) if mailbox.oauth_client else None
+
+
+# --- logging in --------------------------------------------------------------------------------
+
+
+def _endpoint(mailbox: Mailbox) -> Endpoint:
+    return Endpoint(
+        host=mailbox.host,
+        port=mailbox.port,
+        security=mailbox.security,
+        timeout=float(getattr(settings, "MAILGRANT_MAIL_TIMEOUT", 30)),
+    )
+
+
+def _login(mailbox: Mailbox) -> tuple[Login, Grant | None]:
+    if mailbox.auth_method == Mailbox.AuthMethod.PASSWORD:
+        if not mailbox.password:
+            raise MailboxError("This mailbox has no password stored.", kind="config")
+        return PasswordLogin(mailbox.login_username, reveal(mailbox.password)), None
+    client = mailbox.oauth_client
+    if client is None:
+        raise MailboxError("Choose the OAuth client this mailbox logs in with.", kind="config")
+    if not client.is_enabled:
+        raise MailboxError(
+            f"OAuth client {client.name} is disabled: nothing was fetched or sent.",
+            kind="client_disabled",
+        )
+    grant = mailbox_grant(mailbox=mailbox)
+    if grant is None:
+        raise MailboxError(
+            f"OAuth client {client.name} is not authorized yet: press Authorize.",
+            kind="not_authorized",
+        )
+    mechanism = sasl.MECHANISMS[mailbox.sasl_mechanism]
+    return TokenLogin(
+        mailbox.login_username,
+        mechanism,
+        lambda: access_token_for(grant=grant, min_valid_seconds=60).access_token,
+    ), grant
+
+
+def _with_login(
+    mailbox: Mailbox, work: Callable[[Login], T], on_refresh: Callable[[], None] | None = None
+) -> T:
+    """Run `work` with the mailbox's login; a refused token is refreshed once and retried once."""
+    login, grant = _login(mailbox)
+    try:
+        return work(login)
+    except AuthRefused as exc:
+        if grant is None or exc.transient:
+            raise
+        log.info(
+            "Mailbox %s: token refused (%s); refreshing once and retrying", mailbox.pk, exc.message
+        )
+        grant_refresh(grant=grant, force=True)
+        if on_refresh:
+            on_refresh()
+        return work(login)
+
+
+def _mail_error(exc: Exception, transcript: Transcript | None = None) -> MailboxError:
+    if isinstance(exc, MailboxError):
+        return exc
+    text = str(transcript) if transcript else ""
+    if isinstance(exc, AuthRefused):
+        return MailboxError(exc.message, kind="auth", transcript=text, details=exc.details)
+    if isinstance(exc, MailError):
+        return MailboxError(exc.message, kind=exc.kind, transcript=text)
+    if isinstance(exc, GrantUnusable):
+        return MailboxError(exc.message, kind=exc.code, transcript=text)
+    raise exc
+
+
+# --- test connection ---------------------------------------------------------------------------
+
+
+def mailbox_test(*, mailbox: Mailbox, user: Any = None) -> TestResult:
+    """Connect, log in and (incoming) open the folder; report the masked transcript."""
+    transcript = Transcript()
+    refreshed = False
+
+    def mark_refreshed() -> None:
+        nonlocal refreshed
+        refreshed = True
+        transcript.note("token refused: refreshed it once, retrying")
+
+    def attempt(login: Login) -> TestResult:
+        endpoint = _endpoint(mailbox)
+        if mailbox.protocol == Mailbox.Protocol.IMAP:
+            with ImapClient(endpoint, login, transcript=transcript) as imap:
+                state = imap.select(mailbox.folder or "INBOX")
+                caps = imap.capabilities
+                summary = f"{state.exists} message(s) in {state.name}"
+        elif mailbox.protocol == Mailbox.Protocol.POP3:
+            with Pop3Client(endpoint, login, transcript=transcript) as pop:
+                caps = pop.capabilities
+                summary = f"{len(pop.messages())} message(s) waiting"
+        else:
+            with SmtpClient(endpoint, login, transcript=transcript) as smtp:
+                caps = smtp.capabilities
+                summary = "ready to send"
+        mechanisms = tuple(sorted({m for c in caps for m in _auth_mechanisms(c)}))
+        return TestResult(
+            ok=True,
+            message=f"Connected and logged in as {login.username}: {summary}.",
+            capabilities=caps,
+            mechanisms=mechanisms,
+            transcript=str(transcript),
+        )
+
+    try:
+        result = _with_login(mailbox, attempt, on_refresh=mark_refreshed)
+        result.refreshed = refreshed
+        result.transcript = str(transcript)
+    except (MailError, GrantUnusable, MailboxError) as exc:
+        error = _mail_error(exc, transcript)
+        result = TestResult(
+            ok=False,
+            message=error.message,
+            transcript=str(transcript),
+            details=error.details,
+            refreshed=refreshed,
+        )
+    with transaction.atomic():
+        audit_record(
+            actor=actor_for(user),
+            user=user,
+            target=mailbox,
+            action="mailbox.tested",
+            outcome="ok" if result.ok else "failed",
+            message=result.message,
+        )
+    return result
+
+
+def _auth_mechanisms(capability: str) -> list[str]:
+    upper = capability.upper()
+    if upper.startswith("AUTH="):
+        return [upper[5:]]
+    if upper.startswith(("AUTH ", "SASL ")):
+        return upper.split()[1:]
+    return []
+
+
+# --- fetch -------------------------------------------------------------------------------------
+
+
+def mailbox_fetch(
+    *, mailbox: Mailbox, user: Any = None, progress: Callable[[int, int], None] | None = None
+) -> FetchResult:
+    """Fetch new messages into the store; a message's post-fetch action runs on the server only
+    after it is stored and committed here. Records the outcome on the mailbox."""
+    now = timezone.now()
+    if mailbox.direction != Mailbox.Direction.INCOMING:
+        raise MailboxError("Only incoming mailboxes fetch.", kind="config")
+    try:
+        if mailbox.protocol == Mailbox.Protocol.IMAP:
+            result = _with_login(mailbox, lambda login: _fetch_imap(mailbox, login, progress))
+        else:
+            result = _with_login(mailbox, lambda login: _fetch_pop3(mailbox, login, progress))
+    except (MailError, GrantUnusable, MailboxError) as exc:
+        error = _mail_error(exc)
+        _record_outcome(mailbox, now, error=error.message, user=user)
+        raise error from None
+    _record_outcome(mailbox, now, error="", user=user, result=result)
+    return result
+
+
+def _record_outcome(
+    mailbox: Mailbox, started: Any, *, error: str, user: Any, result: FetchResult | None = None
+) -> None:
+    fields = {
+        "last_fetch_at": started,
+        "last_error": error,
+        "next_poll_at": started + timedelta(seconds=max(mailbox.poll_interval, 10)),
+    }
+    if not error:
+        fields["last_success_at"] = timezone.now()
+    with transaction.atomic():
+        Mailbox.objects.filter(pk=mailbox.pk).update(**fields)
+        for key, value in fields.items():
+            setattr(mailbox, key, value)
+        if error or user is not None or (result and result.fetched):
+            audit_record(
+                actor=actor_for(user),
+                user=user,
+                target=mailbox,
+                action="mailbox.fetched",
+                outcome="failed" if error else "ok",
+                message=error or f"{result.fetched if result else 0} new message(s)",
+            )
+
+
+def _batches(messages: Sequence[ServerMessage]) -> Iterator[list[ServerMessage]]:
+    batch: list[ServerMessage] = []
+    size = 0
+    for message in messages:
+        if batch and (len(batch) >= BATCH_MESSAGES or size + message.size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(message)
+        size += message.size
+    if batch:
+        yield batch
+
+
+def _fetch_imap(
+    mailbox: Mailbox, login: Login, progress: Callable[[int, int], None] | None
+) -> FetchResult:
+    result = FetchResult()
+    folder = mailbox.folder or "INBOX"
+    root = store_root()
+    with ImapClient(_endpoint(mailbox), login) as imap:
+        state = imap.select(folder)
+        on_server = imap.messages()
+        stored = Message.objects.filter(mailbox=mailbox, folder=folder)
+        current = {row.uid: row for row in stored.filter(uidvalidity=state.uidvalidity)}
+        if stored.exclude(uidvalidity=state.uidvalidity).exists():
+            result.resynced = _resync_uidvalidity(
+                mailbox, folder, imap, state.uidvalidity, on_server, current
+            )
+            current = {row.uid: row for row in stored.filter(uidvalidity=state.uidvalidity)}
+        # Stored before but the action did not run (the last fetch was interrupted).
+        pending = [int(uid) for uid, row in current.items() if not row.post_action_done]
+        new = [m for m in on_server if str(m.uid) not in current]
+        result.already_stored = len(on_server) - len(new)
+        too_big = [m for m in new if m.size > MAX_MESSAGE_BYTES]
+        for m in too_big:
+            result.errors.append(
+                f"UID {m.uid} is {m.size} bytes, over the "
+                f"{MAX_MESSAGE_BYTES} limit: left on the server"
+            )
+        new = [m for m in new if m.size <= MAX_MESSAGE_BYTES]
+        on_server_uids = {m.uid for m in on_server}
+        _imap_action(
+            mailbox,
+            imap,
+            [u for u in pending if u in on_server_uids],
+            folder,
+            state.uidvalidity,
+            result,
+        )
+        for batch in _batches(new):
+            rows = []
+            for uid, raw in imap.fetch([m.uid for m in batch]):
+                rows.append(_stored_row(mailbox, folder, state.uidvalidity, str(uid), raw, root))
+                result.fetched += 1
+                result.bytes += len(raw)
+            sync(root, [r.path for r in rows])
+            with transaction.atomic():
+                Message.objects.bulk_create(rows, ignore_conflicts=True)
+            _imap_action(
+                mailbox, imap, [int(r.uid) for r in rows], folder, state.uidvalidity, result
+            )
+            if progress:
+                progress(result.fetched, result.bytes)
+    return result
+
+
+def _stored_row(
+    mailbox: Mailbox, folder: str, uidvalidity: int, uid: str, raw: bytes, root: Path
+) -> Message:
+    relative = message_path(mailbox_id=mailbox.pk, folder=folder, uidvalidity=uidvalidity, uid=uid)
+    write_message(root, relative, raw)
+    info = envelope(raw)
+    return Message(
+        mailbox=mailbox,
+        folder=folder,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        message_id=info.message_id,
+        sender=info.sender,
+        recipients=info.recipients,
+        subject=info.subject,
+        date=info.date,
+        size=len(raw),
+        path=relative,
+        post_action_done=mailbox.post_fetch_action == "keep",
+    )
+
+
+def _imap_action(
+    mailbox: Mailbox,
+    imap: ImapClient,
+    uids: list[int],
+    folder: str,
+    uidvalidity: int,
+    result: FetchResult,
+) -> None:
+    action = mailbox.post_fetch_action
+    if not uids or action == "keep":
+        return
+    if action == "mark_seen":
+        imap.mark_seen(uids)
+    elif action == "delete":
+        imap.delete(uids)
+    elif action.startswith("move:"):
+        imap.move(uids, action[5:].strip())
+    Message.objects.filter(
+        mailbox=mailbox, folder=folder, uidvalidity=uidvalidity, uid__in=[str(u) for u in uids]
+    ).update(post_action_done=True)
+    result.actions += len(uids)
+
+
+def _resync_uidvalidity(
+    mailbox: Mailbox,
+    folder: str,
+    imap: ImapClient,
+    uidvalidity: int,
+    on_server: list[ServerMessage],
+    current: dict[str, Message],
+) -> int:
+    """The server renumbered the folder: match stored messages by Message-ID and size, so
+    nothing is fetched twice and nothing is lost."""
+    old = Message.objects.filter(mailbox=mailbox, folder=folder).exclude(uidvalidity=uidvalidity)
+    by_key: dict[tuple[str, int], list[Message]] = {}
+    for row in old:
+        if row.message_id:
+            by_key.setdefault((row.message_id, row.size), []).append(row)
+    unknown = [m for m in on_server if str(m.uid) not in current]
+    ids = imap.message_ids([m.uid for m in unknown])
+    matched = 0
+    with transaction.atomic():
+        for m in unknown:
+            rows = by_key.get((ids.get(m.uid, ""), m.size))
+            if rows:
+                row = rows.pop(0)
+                Message.objects.filter(pk=row.pk).update(uidvalidity=uidvalidity, uid=str(m.uid))
+                matched += 1
+    log.warning(
+        "Mailbox %s: UIDVALIDITY of %s changed; %d stored message(s) matched again",
+        mailbox.pk,
+        folder,
+        matched,
+    )
+    return matched
+
+
+def _fetch_pop3(
+    mailbox: Mailbox, login: Login, progress: Callable[[int, int], None] | None
+) -> FetchResult:
+    result = FetchResult()
+    folder = "INBOX"
+    root = store_root()
+    delete = mailbox.post_fetch_action == "delete"
+    with Pop3Client(_endpoint(mailbox), login) as pop:
+        on_server = pop.messages()
+        current = {row.uid: row for row in Message.objects.filter(mailbox=mailbox, folder=folder)}
+        new = [m for m in on_server if m.uidl not in current]
+        result.already_stored = len(on_server) - len(new)
+        to_delete = [m.number for m in on_server if m.uidl in current] if delete else []
+        rows: list[Message] = []
+
+        def commit() -> None:
+            sync(root, [r.path for r in rows])
+            with transaction.atomic():
+                Message.objects.bulk_create(rows, ignore_conflicts=True)
+            to_delete.extend(numbers[r.uid] for r in rows)
+            rows.clear()
+            if progress:
+                progress(result.fetched, result.bytes)
+
+        numbers = {m.uidl: m.number for m in on_server}
+        batch_bytes = 0
+        for m in new:
+            if m.size > MAX_MESSAGE_BYTES:
+                result.errors.append(f"message {m.uidl} is {m.size} bytes: left on the server")
+                continue
+            raw = pop.retrieve(m.number)
+            rows.append(_stored_row(mailbox, folder, 0, m.uidl, raw, root))
+            result.fetched += 1
+            result.bytes += len(raw)
+            batch_bytes += len(raw)
+            if len(rows) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
+                commit()
+                batch_bytes = 0
+        if rows:
+            commit()
+        if delete:
+            for number in to_delete:
+                pop.delete(number)
+            result.actions = len(to_delete)
+        # Deletions take effect at QUIT (on leaving the with block), after every commit.
+    if delete:
+        Message.objects.filter(mailbox=mailbox, folder=folder, post_action_done=False).update(
+            post_action_done=True
+        )
+    return result
+
+
+# --- send --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    content_type: str = "application/octet-stream"
+
+
+def compose(
+    *,
+    sender: str,
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
+    subject: str = "",
+    text: str = "",
+    html: str = "",
+    attachments: Sequence[Attachment] = (),
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    if to:
+        message["To"] = ", ".join(to)
+    if cc:
+        message["Cc"] = ", ".join(cc)
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Date"] = timezone.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
+    message.set_content(text or "")
+    if html:
+        message.add_alternative(html, subtype="html")
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.content,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=attachment.filename,
+        )
+    return message
+
+
+def mailbox_send(
+    *,
+    mailbox: Mailbox,
+    recipients: Sequence[str],
+    raw: bytes,
+    sender: str | None = None,
+    user: Any = None,
+) -> SendResult:
+    """Send raw RFC 822 bytes to `recipients` (envelope: To, Cc and Bcc alike)."""
+    if mailbox.protocol != Mailbox.Protocol.SMTP:
+        raise MailboxError("Only outgoing (SMTP) mailboxes send.", kind="config")
+    if not recipients:
+        raise MailboxError("A message needs at least one recipient.", kind="invalid")
+    envelope_from = sender or mailbox.username
+
+    def attempt(login: Login) -> SendResult:
+        with SmtpClient(_endpoint(mailbox), login) as smtp:
+            return smtp.send(envelope_from, list(recipients), raw)
+
+    try:
+        result = _with_login(mailbox, attempt)
+    except (MailError, GrantUnusable, MailboxError) as exc:
+        error = _mail_error(exc)
+        with transaction.atomic():
+            audit_record(
+                actor=actor_for(user),
+                user=user,
+                target=mailbox,
+                action="mailbox.sent",
+                outcome="failed",
+                message=error.message,
+            )
+        raise error from None
+    with transaction.atomic():
+        audit_record(
+            actor=actor_for(user),
+            user=user,
+            target=mailbox,
+            action="mailbox.sent",
+            message=f"to {len(result.accepted)} recipient(s): {result.reply}",
+        )
+    return result
