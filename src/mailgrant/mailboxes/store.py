@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -83,7 +84,7 @@ def envelope(raw: bytes) -> Envelope:
             return ""
         try:
             return str(make_header(decode_header(str(value))))[:998]
-        except (UnicodeError, LookupError, ValueError):
+        except (HeaderParseError, UnicodeError, LookupError, ValueError):
             return str(value)[:998]
 
     date = None
