@@ -32,8 +32,9 @@ def test_wrong_port(make_mailbox, mail_grant) -> None:
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
 def test_tls_to_a_plaintext_port(make_mailbox, mail_grant, protocol) -> None:
-    mailbox = make_mailbox(grant=mail_grant, username=mail_grant.account, protocol=protocol,
-                           security="ssl")
+    mailbox = make_mailbox(
+        grant=mail_grant, username=mail_grant.account, protocol=protocol, security="ssl"
+    )
     result = mailbox_test(mailbox=mailbox)
     assert not result.ok
     assert "TLS" in result.message and "plaintext port" in result.message
@@ -51,24 +52,29 @@ def test_disabled_client_fetches_nothing(dovecot, make_mailbox, mail_grant) -> N
     dovecot.deliver(mail_grant.account, message(1, extra=uuid.uuid4().hex))
     before = len(dovecot.maildir(mail_grant.account))
     OAuthClient.objects.filter(pk=mail_grant.client_id).update(status="disabled")
-    mailbox = make_mailbox(grant=mail_grant, username=mail_grant.account,
-                           post_fetch_action="delete")
+    mailbox = make_mailbox(
+        grant=mail_grant, username=mail_grant.account, post_fetch_action="delete"
+    )
     with pytest.raises(MailboxError, match="is disabled"):
         mailbox_fetch(mailbox=mailbox)
     assert len(dovecot.maildir(mail_grant.account)) == before
     assert not Message.objects.filter(mailbox=mailbox).exists()
 
 
-def test_a_30_mb_message_and_broken_mime_are_stored_byte_for_byte(dovecot, make_mailbox,
-                                                                   mail_grant) -> None:
+def test_a_30_mb_message_and_broken_mime_are_stored_byte_for_byte(
+    dovecot, make_mailbox, mail_grant
+) -> None:
     big = message(1, size=30 * 1024 * 1024, extra="big")
-    broken = (b"Message-ID: <broken@example.test>\r\nSubject: =?utf-8?B?not base64!?=\r\n"
-              b"Date: yesterday-ish\r\nFrom: <<<@@@>>>\r\n"
-              b"Content-Type: multipart/mixed; boundary=\"missing\r\n\r\n"
-              b"--nothing\r\n\xff\xfe binary junk\r\n")
+    broken = (
+        b"Message-ID: <broken@example.test>\r\nSubject: =?utf-8?B?not base64!?=\r\n"
+        b"Date: yesterday-ish\r\nFrom: <<<@@@>>>\r\n"
+        b'Content-Type: multipart/mixed; boundary="missing\r\n\r\n'
+        b"--nothing\r\n\xff\xfe binary junk\r\n"
+    )
     no_headers = b"just a body with no header block at all\r\n"
-    mailbox = make_mailbox(grant=mail_grant, username=mail_grant.account,
-                           post_fetch_action="delete")
+    mailbox = make_mailbox(
+        grant=mail_grant, username=mail_grant.account, post_fetch_action="delete"
+    )
     mailbox_fetch(mailbox=mailbox)  # an empty inbox to start from
     dovecot.deliver(mail_grant.account, big, broken, no_headers)
     result = mailbox_fetch(mailbox=mailbox)
@@ -83,8 +89,9 @@ def test_a_30_mb_message_and_broken_mime_are_stored_byte_for_byte(dovecot, make_
     assert dovecot.maildir(mail_grant.account) == []  # deleted only once stored
 
 
-def test_uidvalidity_change_resyncs_without_loss_or_duplicates(dovecot, make_mailbox,
-                                                               mail_grant) -> None:
+def test_uidvalidity_change_resyncs_without_loss_or_duplicates(
+    dovecot, make_mailbox, mail_grant
+) -> None:
     tag = uuid.uuid4().hex[:8]
     mailbox = make_mailbox(grant=mail_grant, username=mail_grant.account)
     mailbox_fetch(mailbox=mailbox)

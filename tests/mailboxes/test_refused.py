@@ -21,8 +21,9 @@ def _pretend_fresh(grant: Grant) -> None:
     Grant.objects.filter(pk=grant.pk).update(token_set=data)
 
 
-def test_expired_token_is_refused_refreshed_and_retried(oidc, dovecot, make_mailbox,
-                                                        oidc_client, validate_headless):
+def test_expired_token_is_refused_refreshed_and_retried(
+    oidc, dovecot, make_mailbox, oidc_client, validate_headless
+):
     oidc.set_access_token_ttl(2)
     try:
         grant = validate_headless(oidc_client()).grant
@@ -42,15 +43,18 @@ def test_expired_token_is_refused_refreshed_and_retried(oidc, dovecot, make_mail
     assert mailbox_fetch(mailbox=mailbox).errors == []
 
 
-def test_revoked_grant_is_reported_and_needs_validation(oidc, dovecot, make_mailbox,
-                                                        oidc_client, validate_headless):
+def test_revoked_grant_is_reported_and_needs_validation(
+    oidc, dovecot, make_mailbox, oidc_client, validate_headless
+):
     client = oidc_client()
     grant = validate_headless(client).grant
     tokens = grant.tokens()
     # Revoking the refresh token revokes the whole grant at the provider.
-    httpx.post(f"{oidc.issuer}/token/revocation",
-               data={"token": tokens.refresh_token, "token_type_hint": "refresh_token"},
-               auth=(client.client_id, reveal(client.client_secret))).raise_for_status()
+    httpx.post(
+        f"{oidc.issuer}/token/revocation",
+        data={"token": tokens.refresh_token, "token_type_hint": "refresh_token"},
+        auth=(client.client_id, reveal(client.client_secret)),
+    ).raise_for_status()
     mailbox = make_mailbox(grant=grant, username=grant.account)
     result = mailbox_test(mailbox=mailbox)
     assert not result.ok
@@ -64,8 +68,9 @@ def test_revoked_grant_is_reported_and_needs_validation(oidc, dovecot, make_mail
     assert "validated again" in mailbox.last_error
 
 
-def test_token_of_another_account_is_refused_with_the_servers_error(dovecot, make_mailbox,
-                                                                     mail_grant):
+def test_token_of_another_account_is_refused_with_the_servers_error(
+    dovecot, make_mailbox, mail_grant
+):
     mailbox = make_mailbox(grant=mail_grant, username="bob@example.test")
     result = mailbox_test(mailbox=mailbox)
     assert not result.ok

@@ -42,7 +42,6 @@ from mailgrant.oauth.services import GrantUnusable, access_token_for, grant_refr
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-BATCH_MESSAGES = 200
 BATCH_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_BYTES = 100 * 1024 * 1024
 
@@ -307,11 +306,15 @@ def _record_outcome(
             )
 
 
+def _batch_messages() -> int:
+    return max(1, int(settings.MAILGRANT_FETCH_BATCH))
+
+
 def _batches(messages: Sequence[ServerMessage]) -> Iterator[list[ServerMessage]]:
     batch: list[ServerMessage] = []
     size = 0
     for message in messages:
-        if batch and (len(batch) >= BATCH_MESSAGES or size + message.size > BATCH_BYTES):
+        if batch and (len(batch) >= _batch_messages() or size + message.size > BATCH_BYTES):
             yield batch
             batch, size = [], 0
         batch.append(message)
@@ -338,6 +341,12 @@ def _fetch_imap(
             current = {row.uid: row for row in stored.filter(uidvalidity=state.uidvalidity)}
         # Stored before but the action did not run (the last fetch was interrupted).
         pending = [int(uid) for uid, row in current.items() if not row.post_action_done]
+        on_server_uids = {m.uid for m in on_server}
+        gone = [uid for uid in pending if uid not in on_server_uids]
+        if gone:  # moved or deleted after all (killed before we noted it): nothing left to do
+            stored.filter(uidvalidity=state.uidvalidity, uid__in=[str(u) for u in gone]).update(
+                post_action_done=True
+            )
         new = [m for m in on_server if str(m.uid) not in current]
         result.already_stored = len(on_server) - len(new)
         too_big = [m for m in new if m.size > MAX_MESSAGE_BYTES]
@@ -347,7 +356,6 @@ def _fetch_imap(
                 f"{MAX_MESSAGE_BYTES} limit: left on the server"
             )
         new = [m for m in new if m.size <= MAX_MESSAGE_BYTES]
-        on_server_uids = {m.uid for m in on_server}
         _imap_action(
             mailbox,
             imap,
@@ -487,7 +495,7 @@ def _fetch_pop3(
             result.fetched += 1
             result.bytes += len(raw)
             batch_bytes += len(raw)
-            if len(rows) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
+            if len(rows) >= _batch_messages() or batch_bytes >= BATCH_BYTES:
                 commit()
                 batch_bytes = 0
         if rows:
