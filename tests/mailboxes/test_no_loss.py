@@ -38,7 +38,7 @@ def _message_ids(raws: list[bytes]) -> set[str]:
 def _files(folder: Path) -> int:
     """Message files under the mailbox's store folder (a few directories deep)."""
     total = 0
-    for dirpath, _, names in os.walk(folder):
+    for _, _, names in os.walk(folder):
         total += len(names)
     return total
 

@@ -118,7 +118,7 @@ class Command(BaseCommand):
             raise CommandError(f"No mailbox named {name!r}.") from None
 
     def _list(self, *, as_json: bool) -> None:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "name": m.name,
                 "direction": m.direction,
@@ -138,7 +138,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(rows, indent=2))
             return
         for r in rows:
-            state = "error: " + r["last_error"][:60] if r["last_error"] else "ok"
+            error = str(r["last_error"] or "")
+            state = "error: " + error[:60] if error else "ok"
             self.stdout.write(f"{r['name']:25} {r['protocol']:5} {r['username']:30} {state}")
 
     def _add(self, o: dict[str, Any]) -> None:
