@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from mailgrant.common.fields import SealedField
@@ -46,7 +47,7 @@ class Mailbox(models.Model):
     )
     protocol = models.CharField(max_length=10, choices=Protocol.choices, default=Protocol.IMAP)
     host = models.CharField(max_length=255)
-    port = models.PositiveIntegerField()
+    port = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(65535)])
     security = models.CharField(max_length=10, choices=Security.choices, default=Security.SSL)
     username = models.CharField(max_length=320)
     auth_method = models.CharField(

@@ -37,7 +37,13 @@ from mailgrant.mailboxes.transport import (
 )
 from mailgrant.oauth.models import Grant
 from mailgrant.oauth.selectors import grant_default_for
-from mailgrant.oauth.services import GrantUnusable, access_token_for, grant_refresh
+from mailgrant.oauth.services import (
+    GrantUnusable,
+    StartedAuthorization,
+    access_token_for,
+    authorization_start,
+    grant_refresh,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -107,6 +113,30 @@ def mailbox_save(*, mailbox: Mailbox, password: str | None = None, user: Any = N
             action="mailbox.created" if creating else "mailbox.updated",
         )
     return mailbox
+
+
+def mailbox_authorize_start(
+    *, mailbox: Mailbox, user: Any = None, return_url: str = ""
+) -> StartedAuthorization:
+    """Validate this mailbox's own account: a grant of its OAuth client, created when the
+    mailbox has none yet, with the mailbox address as login hint."""
+    client = mailbox.oauth_client
+    if client is None:
+        raise MailboxError("Choose the OAuth client this mailbox logs in with.", kind="config")
+    with transaction.atomic():
+        grant = mailbox.grant
+        if grant is None:
+            grant = Grant.objects.create(client=client, account=mailbox.login_username)
+            Mailbox.objects.filter(pk=mailbox.pk).update(grant=grant)
+            mailbox.grant = grant
+    return authorization_start(
+        client=client,
+        purpose="validate",
+        user=user,
+        grant=grant,
+        login_hint=mailbox.login_username,
+        return_url=return_url,
+    )
 
 
 def mailbox_grant(*, mailbox: Mailbox) -> Grant | None:

@@ -174,6 +174,12 @@ class PendingAuthorization(models.Model):
     code_verifier = SealedField()
     nonce = models.CharField(max_length=200, blank=True)
     redirect_uri = models.CharField(max_length=1000)
+    return_url = models.CharField(
+        max_length=1000, blank=True, help_text="Where the admin lands afterwards (a local path)."
+    )
+    expected_account = models.CharField(
+        max_length=320, blank=True, help_text="Warn when the account that signs in differs."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
     consumed_at = models.DateTimeField(null=True, blank=True)

@@ -167,6 +167,7 @@ class Authorized:
     grant: Grant
     account: str
     warnings: list[str] = field(default_factory=list)
+    return_url: str = ""
 
 
 def _sha256(value: str) -> str:
@@ -174,7 +175,13 @@ def _sha256(value: str) -> str:
 
 
 def authorization_start(
-    *, client: OAuthClient, purpose: str, user: Any = None, grant: Grant | None = None
+    *,
+    client: OAuthClient,
+    purpose: str,
+    user: Any = None,
+    grant: Grant | None = None,
+    login_hint: str = "",
+    return_url: str = "",
 ) -> StartedAuthorization:
     """Build the provider's authorize URL and remember what the callback must check."""
     if not client.is_enabled:
@@ -193,7 +200,10 @@ def authorization_start(
         redirect_uri=oauth_client_redirect_uri(client=client),
         scopes=endpoints.scopes,
         scope_separator=endpoints.scope_separator,
-        extra_params=endpoints.authorize_params,
+        extra_params={
+            **endpoints.authorize_params,
+            **({"login_hint": login_hint} if login_hint else {}),
+        },
     )
     binding = secrets.token_urlsafe(32)
     now = timezone.now()
@@ -209,6 +219,10 @@ def authorization_start(
             code_verifier=request.code_verifier,
             nonce=request.nonce or "",
             redirect_uri=oauth_client_redirect_uri(client=client),
+            return_url=return_url
+            if return_url.startswith("/") and not return_url.startswith("//")
+            else "",
+            expected_account=login_hint,
             expires_at=now + timedelta(seconds=settings.MAILGRANT_AUTHORIZATION_TTL),
         )
         audit_record(
@@ -434,7 +448,13 @@ def _grant_store_authorization(
                     "expires. Ask for offline access (offline_access, or Google's "
                     "access_type=offline with prompt=consent)."
                 )
-        if grant.pk and grant.account and account and grant.account != account:
+        expected = pending.expected_account
+        if expected and account and expected.lower() != account.lower():
+            warnings.append(
+                f"Authorized as {account}, but the mailbox is {expected}: the mail "
+                "server will refuse this token unless that account may use it."
+            )
+        elif grant.pk and grant.account and account and grant.account != account:
             warnings.append(
                 f"This grant was authorized as {grant.account} before; it is now {account}."
             )
@@ -462,7 +482,9 @@ def _grant_store_authorization(
             message=f"Authorized as {account}",
         )
     log.info("Client %s authorized as %s (grant %s)", client.name, account, grant.pk)
-    return Authorized(grant=grant, account=account, warnings=warnings)
+    return Authorized(
+        grant=grant, account=account, warnings=warnings, return_url=pending.return_url
+    )
 
 
 def _as_datetime(epoch: float | None) -> datetime | None:

@@ -40,4 +40,6 @@ def callback(request: HttpRequest, client_id: int) -> HttpResponse:
         messages.success(request, f"Authorized as {result.account or 'an unnamed account'}.")
         for warning in result.warnings:
             messages.warning(request, warning)
+        if result.return_url:
+            return HttpResponseRedirect(result.return_url)
     return HttpResponseRedirect(reverse("admin:oauth_oauthclient_change", args=[client_id]))
