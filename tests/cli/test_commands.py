@@ -96,6 +96,25 @@ def test_serve_uses_the_production_server(tmp_path: Path) -> None:
         assert "granian" in server_processes(server.pid)
         css = httpx.get(f"http://{listen}/static/admin/css/base.css", timeout=5)
         assert css.status_code == 200  # whitenoise serves static files, no collectstatic step
+        pollers = _children(server.pid, "mailgrant.cli poll")
+        assert len(pollers) == 1  # the mailbox poller runs beside the web server
     finally:
         server.terminate()
         server.wait(timeout=15)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in pollers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pollers), "the poller outlived serve"
+
+
+def _children(parent: int, needle: str) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+            cmdline = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and needle in cmdline:
+            found.append(int(status.parent.name))
+    return found

@@ -1,4 +1,8 @@
+import ctypes
+import ctypes.util
 import os
+import signal
+import subprocess
 import sys
 from argparse import ArgumentParser
 from typing import Any
@@ -18,9 +22,20 @@ class Command(BaseCommand):
         )
         parser.add_argument("--workers", type=int, default=2)
         parser.add_argument("--blocking-threads", type=int, default=4)
+        parser.add_argument(
+            "--no-poll",
+            action="store_true",
+            help="do not poll incoming mailboxes from this process",
+        )
 
     def handle(
-        self, *args: Any, listen: str, workers: int, blocking_threads: int, **options: Any
+        self,
+        *args: Any,
+        listen: str,
+        workers: int,
+        blocking_threads: int,
+        no_poll: bool,
+        **options: Any,
     ) -> None:
         host, sep, port = listen.rpartition(":")
         if not sep or not port.isdigit() or not host:
@@ -47,5 +62,21 @@ class Command(BaseCommand):
             "mailgrant.config.wsgi:application",
         ]
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailgrant.config.settings")
+        if not no_poll:
+            _start_poller()
         # Replace this process: signals (Ctrl-C, SIGTERM) go straight to granian.
         os.execv(sys.executable, argv)  # noqa: S606
+
+
+def _start_poller() -> None:
+    """The mailbox poller, as a child that dies with this process (which becomes granian)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def die_with_parent() -> None:
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    subprocess.Popen(
+        [sys.executable, "-m", "mailgrant.cli", "poll"],
+        preexec_fn=die_with_parent,
+        stdin=subprocess.DEVNULL,
+    )
