@@ -135,3 +135,24 @@ def validate_headless(oidc: Any) -> Any:
         return authorization_complete(client_id=client.pk, bindings=[started.binding], **query)
 
     return run
+
+
+# --- the real mail server (Debian's Dovecot) ------------------------------------------------
+
+DOVECOT_CLIENT = ("dovecot-resource-server", "dovecot-introspection-secret")
+
+
+@pytest.fixture(scope="session")
+def dovecot(oidc: Any) -> Iterator[Any]:
+    from tests.peers import require
+    from tests.servers.dovecot import DovecotServer, dovecot_available
+
+    available, reason = dovecot_available()
+    require(available, reason)
+    client_id, secret = DOVECOT_CLIENT
+    oidc.register_client(
+        client_id=client_id, client_secret=secret, redirect_uris=["http://127.0.0.1:1/unused"]
+    )
+    introspection = oidc.issuer.replace("http://", f"http://{client_id}:{secret}@")
+    with DovecotServer(introspection_url=f"{introspection}/token/introspection") as server:
+        yield server

@@ -1,28 +1,9 @@
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.services import mailbox_save
-from tests.peers import require
-
-DOVECOT_CLIENT = ("dovecot-resource-server", "dovecot-introspection-secret")
-
-
-@pytest.fixture(scope="session")
-def dovecot(oidc: Any) -> Iterator[Any]:
-    from tests.servers.dovecot import DovecotServer, dovecot_available
-
-    available, reason = dovecot_available()
-    require(available, reason)
-    client_id, secret = DOVECOT_CLIENT
-    oidc.register_client(
-        client_id=client_id, client_secret=secret, redirect_uris=["http://127.0.0.1:1/unused"]
-    )
-    introspection = oidc.issuer.replace("http://", f"http://{client_id}:{secret}@")
-    with DovecotServer(introspection_url=f"{introspection}/token/introspection") as server:
-        yield server
 
 
 @pytest.fixture
