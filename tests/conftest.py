@@ -156,3 +156,14 @@ def dovecot(oidc: Any) -> Iterator[Any]:
     introspection = oidc.issuer.replace("http://", f"http://{client_id}:{secret}@")
     with DovecotServer(introspection_url=f"{introspection}/token/introspection") as server:
         yield server
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The throwaway MAILGRANT_HOME of this run (tests/settings.py made it) goes too."""
+    import shutil
+
+    from django.conf import settings
+
+    home = str(settings.MAILGRANT_HOME)
+    if "mailgrant-test-" in home:
+        shutil.rmtree(home, ignore_errors=True)
