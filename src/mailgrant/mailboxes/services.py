@@ -363,14 +363,19 @@ def _fetch_imap(
         state = imap.select(folder)
         on_server = imap.messages()
         stored = Message.objects.filter(mailbox=mailbox, folder=folder)
-        current = {row.uid: row for row in stored.filter(uidvalidity=state.uidvalidity)}
+        # uid -> post_action_done: two columns, not whole rows (mailboxes can be large).
+        current = dict(
+            stored.filter(uidvalidity=state.uidvalidity).values_list("uid", "post_action_done")
+        )
         if stored.exclude(uidvalidity=state.uidvalidity).exists():
             result.resynced = _resync_uidvalidity(
                 mailbox, folder, imap, state.uidvalidity, on_server, current
             )
-            current = {row.uid: row for row in stored.filter(uidvalidity=state.uidvalidity)}
+            current = dict(
+                stored.filter(uidvalidity=state.uidvalidity).values_list("uid", "post_action_done")
+            )
         # Stored before but the action did not run (the last fetch was interrupted).
-        pending = [int(uid) for uid, row in current.items() if not row.post_action_done]
+        pending = [int(uid) for uid, done in current.items() if not done]
         on_server_uids = {m.uid for m in on_server}
         gone = [uid for uid in pending if uid not in on_server_uids]
         if gone:  # moved or deleted after all (killed before we noted it): nothing left to do
@@ -462,7 +467,7 @@ def _resync_uidvalidity(
     imap: ImapClient,
     uidvalidity: int,
     on_server: list[ServerMessage],
-    current: dict[str, Message],
+    current: dict[str, bool],
 ) -> int:
     """The server renumbered the folder: match stored messages by Message-ID and size, so
     nothing is fetched twice and nothing is lost."""
@@ -499,7 +504,9 @@ def _fetch_pop3(
     delete = mailbox.post_fetch_action == "delete"
     with Pop3Client(_endpoint(mailbox), login) as pop:
         on_server = pop.messages()
-        current = {row.uid: row for row in Message.objects.filter(mailbox=mailbox, folder=folder)}
+        current = set(
+            Message.objects.filter(mailbox=mailbox, folder=folder).values_list("uid", flat=True)
+        )
         new = [m for m in on_server if m.uidl not in current]
         result.already_stored = len(on_server) - len(new)
         to_delete = [m.number for m in on_server if m.uidl in current] if delete else []
