@@ -155,3 +155,22 @@ def test_errors_and_exit_codes(run, dovecot) -> None:
     refused = run("test", "refused")
     assert refused.returncode == 1 and "refused the password login" in refused.stdout
     assert "wrong-password" not in refused.stdout + refused.stderr
+
+
+def test_fetch_shows_progress_on_a_terminal(run, dovecot) -> None:
+    import shlex
+
+    user, password = next(iter(PASSWORD_USERS.items()))
+    run("add", "--name", "tty", "--host", "127.0.0.1", "--port", str(dovecot.imap_port),
+        "--security", "none", "--username", user, "--auth-method", "password",
+        "--password-file", "-", input=password)
+    dovecot.deliver(user, message(1, extra="tty"), message(2, extra="tty"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILGRANT_", "DJANGO_"))}
+    env.update(MAILGRANT_HOME=str(settings.MAILGRANT_HOME),
+               MAILGRANT_DATABASE_URL=f"sqlite:///{connection.settings_dict['NAME']}")
+    # util-linux `script` gives the command a pseudo-terminal, as a person at a shell has.
+    command = shlex.join([MAILGRANT, "mailbox", "fetch", "tty"])
+    shown = subprocess.run(["script", "-qec", command, "/dev/null"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stdout
+    assert "  fetched 2 message(s), 0.0 MB" in shown.stdout  # the bar, only on a terminal
