@@ -16,8 +16,8 @@ from mailgrant.mailboxes.transport import (
     SSL,
     STARTTLS,
     AuthRefused,
-    Endpoint,
     Login,
+    MailClient,
     MailError,
     PasswordLogin,
     Transcript,
@@ -88,30 +88,12 @@ def uid_set(uids: Sequence[int]) -> str:
     return ",".join(parts)
 
 
-class ImapClient:
-    def __init__(
-        self, endpoint: Endpoint, login: Login, *, transcript: Transcript | None = None
-    ) -> None:
-        self.endpoint = endpoint
-        self.transcript = transcript
-        self.imap = self._connect()
-        try:
-            self._login(login)
-        except BaseException:
-            self._abandon()
-            raise
-
-    def __enter__(self) -> ImapClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
+class ImapClient(MailClient):
     @property
     def capabilities(self) -> tuple[str, ...]:
         return tuple(str(c) for c in self.imap.capabilities)
 
-    def _connect(self) -> imaplib.IMAP4:
+    def _connect(self) -> None:
         e = self.endpoint
         try:
             if e.security == SSL:
@@ -135,7 +117,7 @@ class ImapClient:
         imap.transcript = self.transcript  # type: ignore[attr-defined]
         if self.transcript is not None:
             self.transcript.server(imap.welcome.decode("utf-8", "replace"))
-        return imap
+        self.imap = imap
 
     def _login(self, login: Login) -> None:
         if isinstance(login, PasswordLogin):

@@ -14,8 +14,8 @@ from mailgrant.mailboxes.transport import (
     SSL,
     STARTTLS,
     AuthRefused,
-    Endpoint,
     Login,
+    MailClient,
     MailError,
     PasswordLogin,
     Transcript,
@@ -54,26 +54,8 @@ class _POP3_SSL(_Recording, poplib.POP3_SSL):
     pass
 
 
-class Pop3Client:
-    def __init__(
-        self, endpoint: Endpoint, login: Login, *, transcript: Transcript | None = None
-    ) -> None:
-        self.endpoint = endpoint
-        self.transcript = transcript
-        self.pop = self._connect()
-        try:
-            self._login(login)
-        except BaseException:
-            self._abandon()
-            raise
-
-    def __enter__(self) -> Pop3Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _connect(self) -> poplib.POP3:
+class Pop3Client(MailClient):
+    def _connect(self) -> None:
         e = self.endpoint
         try:
             if e.security == SSL:
@@ -97,7 +79,7 @@ class Pop3Client:
         pop.transcript = self.transcript  # type: ignore[attr-defined]
         if self.transcript is not None:
             self.transcript.server(pop.getwelcome().decode("utf-8", "replace"))
-        return pop
+        self.pop = pop
 
     @property
     def capabilities(self) -> tuple[str, ...]:

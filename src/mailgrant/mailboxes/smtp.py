@@ -17,6 +17,7 @@ from mailgrant.mailboxes.transport import (
     AuthRefused,
     Endpoint,
     Login,
+    MailClient,
     MailError,
     PasswordLogin,
     Transcript,
@@ -59,7 +60,7 @@ class _SMTP_SSL(_Recording, smtplib.SMTP_SSL):
     pass
 
 
-class SmtpClient:
+class SmtpClient(MailClient):
     def __init__(
         self,
         endpoint: Endpoint,
@@ -68,22 +69,11 @@ class SmtpClient:
         transcript: Transcript | None = None,
         local_hostname: str | None = None,
     ) -> None:
-        self.endpoint = endpoint
-        self.transcript = transcript
-        self.smtp = self._connect(local_hostname)
-        try:
-            self._login(login)
-        except BaseException:
-            self._abandon()
-            raise
+        self.local_hostname = local_hostname
+        super().__init__(endpoint, login, transcript=transcript)
 
-    def __enter__(self) -> SmtpClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _connect(self, local_hostname: str | None) -> smtplib.SMTP:
+    def _connect(self) -> None:
+        local_hostname = self.local_hostname
         e = self.endpoint
         try:
             if e.security == SSL:
@@ -121,7 +111,7 @@ class SmtpClient:
             raise MailError("protocol", f"{e.host}:{e.port}: {exc}") from None
         except (OSError, EOFError) as exc:
             raise connect_error(exc, e) from None
-        return smtp
+        self.smtp = smtp
 
     @property
     def capabilities(self) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from mailgrant.mailboxes import sasl
 
@@ -103,6 +103,41 @@ class Transcript:
 
     def __str__(self) -> str:
         return "\n".join(self.lines)
+
+
+class MailClient:
+    """Connect on creation, log in, and always leave the connection tidy: a failed login
+    drops the socket; `with` logs out."""
+
+    def __init__(
+        self, endpoint: Endpoint, login: Login, *, transcript: Transcript | None = None
+    ) -> None:
+        self.endpoint = endpoint
+        self.transcript = transcript
+        self._connect()
+        try:
+            self._login(login)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connect(self) -> None:
+        raise NotImplementedError
+
+    def _login(self, login: Login) -> None:
+        raise NotImplementedError
+
+    def _abandon(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
 def connect_error(exc: BaseException, endpoint: Endpoint) -> MailError:
