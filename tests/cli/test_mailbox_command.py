@@ -1,8 +1,8 @@
 """`mailgrant mailbox ...` as a user runs it: a real process against the real Dovecot."""
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +37,7 @@ def run():
             timeout=120,
         )
 
+    call.env = env  # type: ignore[attr-defined]
     return call
 
 
@@ -162,17 +163,34 @@ def test_fetch_shows_progress_on_a_terminal(run, dovecot) -> None:
     import shlex
 
     user, password = next(iter(PASSWORD_USERS.items()))
-    run("add", "--name", "tty", "--host", "127.0.0.1", "--port", str(dovecot.imap_port),
-        "--security", "none", "--username", user, "--auth-method", "password",
-        "--password-file", "-", input=password)
+    run(
+        "add",
+        "--name",
+        "tty",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(dovecot.imap_port),
+        "--security",
+        "none",
+        "--username",
+        user,
+        "--auth-method",
+        "password",
+        "--password-file",
+        "-",
+        input=password,
+    )
     dovecot.deliver(user, message(1, extra="tty"), message(2, extra="tty"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILGRANT_", "DJANGO_"))}
-    env.update(MAILGRANT_HOME=str(settings.MAILGRANT_HOME),
-               MAILGRANT_DATABASE_URL=f"sqlite:///{connection.settings_dict['NAME']}")
     # util-linux `script` gives the command a pseudo-terminal, as a person at a shell has.
     command = shlex.join([MAILGRANT, "mailbox", "fetch", "tty"])
-    shown = subprocess.run(["script", "-qec", command, "/dev/null"], env=env,
-                           capture_output=True, text=True, timeout=120)
+    shown = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        env=run.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shown.returncode == 0, shown.stdout
     # The bar, only on a terminal (pat's inbox may hold earlier tests' messages too).
     assert re.search(r"  fetched [2-9]\d* message\(s\), \d+\.\d MB", shown.stdout)
