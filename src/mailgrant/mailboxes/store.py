@@ -5,6 +5,7 @@ before its index rows are committed; only then may the server be told to move or
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import hashlib
@@ -15,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
-from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -43,13 +44,21 @@ def message_path(*, mailbox_id: int, folder: str, uidvalidity: int, uid: str) ->
 
 
 def write_message(root: Path, relative: str, raw: bytes) -> None:
-    """Write `raw` under a temporary name and rename it into place (not yet synced)."""
+    """Write `raw` at its place (owner-only), not yet synced. A half-written file left by a
+    crash is harmless: no index row points to it until after `sync`, and the next fetch
+    writes it again."""
     final = root / relative
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(raw)
-    os.replace(tmp, final)
+    try:
+        fd = os.open(final, _WRITE_FLAGS, 0o600)
+    except FileNotFoundError:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(final, _WRITE_FLAGS, 0o600)
+    try:
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def sync(root: Path, relatives: Iterable[str]) -> None:
@@ -72,36 +81,43 @@ def sync(root: Path, relatives: Iterable[str]) -> None:
             os.close(fd)
 
 
-def envelope(raw: bytes) -> Envelope:
-    """The index fields, from the header block only; broken headers give what they can."""
-    match = _HEADER_END.search(raw)
-    header_bytes = raw[: match.start()] if match else raw[:65536]
-    headers = BytesHeaderParser().parsebytes(header_bytes + b"\r\n\r\n")
+_UNFOLD = re.compile(r"\r?\n[ \t]+")
+_WANTED = {"message-id", "from", "to", "subject", "date"}
 
-    def text(name: str) -> str:
-        value = headers.get(name)
-        if value is None:
-            return ""
-        try:
-            return str(make_header(decode_header(str(value))))[:998]
-        except (HeaderParseError, UnicodeError, LookupError, ValueError):
-            return str(value)[:998]
+
+def envelope(raw: bytes) -> Envelope:
+    """The index fields, read from the header block only with a narrow scan (the full email
+    parser costs more than the fetch itself); broken headers give what they can."""
+    match = _HEADER_END.search(raw, 0, 262144)
+    block = raw[: match.start()] if match else raw[:65536]
+    fields: dict[str, str] = {}
+    for line in _UNFOLD.sub(" ", block.decode("utf-8", "replace")).splitlines():
+        name, sep, value = line.partition(":")
+        key = name.strip().lower()
+        if sep and key in _WANTED and key not in fields:
+            fields[key] = value.strip()
+
+    def text(key: str) -> str:
+        value = fields.get(key, "")
+        if "=?" in value:  # RFC 2047 encoded words
+            with contextlib.suppress(HeaderParseError, UnicodeError, LookupError, ValueError):
+                value = str(make_header(decode_header(value)))
+        return value[:998]
 
     date = None
-    if headers.get("Date"):
+    if fields.get("date"):
         try:
-            date = parsedate_to_datetime(str(headers["Date"]))
+            date = parsedate_to_datetime(fields["date"])
             if date is not None and date.tzinfo is None:
                 date = None
         except (TypeError, ValueError, IndexError):
             date = None
-    recipients = ", ".join(
-        addr for _, addr in getaddresses([str(v) for v in headers.get_all("To", [])]) if addr
-    )
+    to = fields.get("to", "")
+    recipients = ", ".join(a for _, a in getaddresses([to]) if a) if to else ""
     return Envelope(
-        message_id=text("Message-ID").strip(),
-        sender=text("From"),
+        message_id=fields.get("message-id", "")[:998],
+        sender=text("from"),
         recipients=recipients[:5000],
-        subject=text("Subject"),
+        subject=text("subject"),
         date=date,
     )
