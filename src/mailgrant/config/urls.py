@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from mailgrant.api.api import api
+
 admin.site.site_header = "mailgrant"
 admin.site.site_title = "mailgrant"
 admin.site.index_title = "OAuth2 clients for mailboxes and sign-in"
@@ -10,4 +12,5 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("oauth/", include("mailgrant.oauth.urls")),
+    path("api/v1/", api.urls),
 ]

@@ -1,9 +1,9 @@
 """The provider's redirect back to mailgrant after Validate."""
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -20,8 +20,9 @@ def remember_binding(request: HttpRequest, binding: str) -> None:
 
 @never_cache
 @require_GET
-@staff_member_required
 def callback(request: HttpRequest, client_id: int) -> HttpResponse:
+    """An admin's Validate lands back in the admin; one started through the API completes in
+    whatever browser signed in (its state is the only key), which then sees a plain page."""
     params = request.GET
     try:
         result = authorization_complete(
@@ -35,11 +36,24 @@ def callback(request: HttpRequest, client_id: int) -> HttpResponse:
             user=request.user,
         )
     except AuthorizationFailed as exc:
+        if not request.user.is_staff:
+            return _plain(f"Authorization failed: {exc.message}", status=400)
         messages.error(request, f"Validate failed: {exc.message}")
     else:
+        if not request.user.is_staff:
+            return _plain(
+                f"Authorized as {result.account or 'an unnamed account'}. "
+                "You can close this window."
+            )
         messages.success(request, f"Authorized as {result.account or 'an unnamed account'}.")
         for warning in result.warnings:
             messages.warning(request, warning)
         if result.return_url:
             return HttpResponseRedirect(result.return_url)
     return HttpResponseRedirect(reverse("admin:oauth_oauthclient_change", args=[client_id]))
+
+
+def _plain(text: str, status: int = 200) -> HttpResponse:
+    return HttpResponse(
+        format_html("<!doctype html><title>mailgrant</title><p>{}</p>", text), status=status
+    )

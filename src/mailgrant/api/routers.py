@@ -1,0 +1,371 @@
+"""Thin routes: parse, call the same services the admin uses, map the outcome."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from ninja import Query, Router, Status
+from ninja.pagination import LimitOffsetPagination, paginate
+
+from mailgrant.api.auth import principal_of, scope
+from mailgrant.api.errors import ApiError
+from mailgrant.api.schemas import (
+    AuthorizationOut,
+    FetchOut,
+    GrantOut,
+    MailboxCreate,
+    MailboxOut,
+    MailboxPatch,
+    MessageOut,
+    OAuthClientCreate,
+    OAuthClientOut,
+    OAuthClientPatch,
+    SendIn,
+    SendOut,
+    TestOut,
+    TokenOut,
+    TokenRequest,
+    ValidateOut,
+)
+from mailgrant.common.audit import audit_record
+from mailgrant.mailboxes.models import Mailbox, Message
+from mailgrant.mailboxes.services import (
+    Attachment,
+    compose,
+    mailbox_fetch,
+    mailbox_save,
+    mailbox_send,
+    mailbox_test,
+    store_root,
+)
+from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
+from mailgrant.oauth.selectors import oauth_client_list, oauth_client_redirect_uri
+from mailgrant.oauth.services import (
+    access_token_for,
+    authorization_start,
+    grant_refresh,
+    oauth_client_delete,
+    oauth_client_save,
+)
+
+clients = Router(tags=["oauth-clients"])
+grants = Router(tags=["grants"])
+authorizations = Router(tags=["oauth-clients"])
+mailboxes = Router(tags=["mailboxes"])
+messages = Router(tags=["mailboxes"])
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _user(request: HttpRequest) -> Any:
+    return principal_of(request).user
+
+
+def _actor(request: HttpRequest) -> str:
+    return principal_of(request).actor
+
+
+# --- OAuth clients ---------------------------------------------------------------------------
+
+
+def _client_out(client: OAuthClient) -> dict[str, Any]:
+    data = {f: getattr(client, f) for f in OAuthClientOut.model_fields if hasattr(client, f)}
+    data.update(
+        id=client.pk,
+        has_client_secret=bool(client.client_secret),
+        redirect_uri=oauth_client_redirect_uri(client=client),
+    )
+    data.pop("client_secret", None)
+    return data
+
+
+@clients.get("", response=list[OAuthClientOut], auth=scope("read"))
+@paginate(LimitOffsetPagination)
+def list_clients(
+    request: HttpRequest,
+    provider: str | None = None,
+    type: str | None = None,
+    status: str | None = None,
+) -> Any:
+    return [_client_out(c) for c in oauth_client_list(provider=provider, type=type, status=status)]
+
+
+@clients.post("", response={201: OAuthClientOut}, auth=scope("write"))
+def create_client(request: HttpRequest, body: OAuthClientCreate) -> Any:
+    data = body.model_dump(exclude_none=True)
+    secret = data.pop("client_secret", None)
+    if OAuthClient.objects.filter(name=data["name"]).exists():
+        raise ApiError(409, "conflict", f"An OAuth client named {data['name']!r} exists.")
+    client = OAuthClient(**data)
+    client.full_clean(exclude=["client_secret", "metadata"])
+    saved = oauth_client_save(client=client, client_secret=secret, user=_user(request))
+    return Status(201, _client_out(saved))
+
+
+@clients.get("/{int:client_id}", response=OAuthClientOut, auth=scope("read"))
+def get_client(request: HttpRequest, client_id: int) -> Any:
+    return _client_out(get_object_or_404(OAuthClient, pk=client_id))
+
+
+@clients.patch("/{int:client_id}", response=OAuthClientOut, auth=scope("write"))
+def update_client(request: HttpRequest, client_id: int, body: OAuthClientPatch) -> Any:
+    client = get_object_or_404(OAuthClient, pk=client_id)
+    data = body.model_dump(exclude_unset=True)
+    secret = data.pop("client_secret", None)
+    for field, value in data.items():
+        setattr(client, field, value if value is not None else "")
+    if (
+        "name" in data
+        and OAuthClient.objects.filter(name=client.name).exclude(pk=client.pk).exists()
+    ):
+        raise ApiError(409, "conflict", f"An OAuth client named {client.name!r} exists.")
+    client.full_clean(exclude=["client_secret", "metadata"])
+    return _client_out(oauth_client_save(client=client, client_secret=secret, user=_user(request)))
+
+
+@clients.delete("/{int:client_id}", response={204: None}, auth=scope("write"))
+def delete_client(request: HttpRequest, client_id: int) -> Any:
+    client = get_object_or_404(OAuthClient, pk=client_id)
+    if client.mailboxes.exists():
+        raise ApiError(409, "in_use", "Mailboxes use this client: change or delete them first.")
+    oauth_client_delete(client=client, user=_user(request))
+    return Status(204, None)
+
+
+@clients.post("/{int:client_id}/validate", response={201: ValidateOut}, auth=scope("write"))
+def validate_client(request: HttpRequest, client_id: int) -> Any:
+    client = get_object_or_404(OAuthClient, pk=client_id)
+    started = authorization_start(client=client, purpose="api", user=_user(request))
+    return Status(
+        201,
+        {
+            "authorization_id": started.pending.pk,
+            "authorize_url": started.url,
+            "expires_at": started.pending.expires_at,
+        },
+    )
+
+
+@clients.post("/{int:client_id}/refresh", response=GrantOut, auth=scope("write"))
+def refresh_client(request: HttpRequest, client_id: int) -> Any:
+    grant = get_object_or_404(Grant, client_id=client_id, is_default=True)
+    return grant_refresh(grant=grant, user=_user(request))
+
+
+@clients.get("/{int:client_id}/grants", response=list[GrantOut], auth=scope("read"))
+def list_grants(request: HttpRequest, client_id: int) -> Any:
+    client = get_object_or_404(OAuthClient, pk=client_id)
+    return list(client.grants.all())
+
+
+@authorizations.get("/{int:authorization_id}", response=AuthorizationOut, auth=scope("read"))
+def get_authorization(request: HttpRequest, authorization_id: int) -> Any:
+    pending = get_object_or_404(PendingAuthorization, pk=authorization_id)
+    return {
+        "id": pending.pk,
+        "client_id": pending.client_id,
+        "outcome": pending.outcome,
+        "message": pending.message,
+        "grant_id": pending.result_grant_id,
+        "expires_at": pending.expires_at,
+    }
+
+
+# --- the token broker ------------------------------------------------------------------------
+
+
+@grants.post("/{int:grant_id}/access-token", response=TokenOut, auth=scope("tokens"))
+def broker(
+    request: HttpRequest, grant_id: int, response: HttpResponse, body: TokenRequest | None = None
+) -> Any:
+    grant = get_object_or_404(Grant, pk=grant_id)
+    tokens = access_token_for(grant=grant, min_valid_seconds=body.min_valid_seconds if body else 0)
+    with transaction.atomic():
+        audit_record(
+            actor=_actor(request), user=_user(request), target=grant, action="grant.token_issued"
+        )
+    response["Cache-Control"] = "no-store"
+    return {
+        "access_token": tokens.access_token,
+        "token_type": tokens.token_type,
+        "expires_at": datetime.fromtimestamp(tokens.expires_at, tz=UTC)
+        if tokens.expires_at
+        else None,
+        "scope": tokens.scope,
+    }
+
+
+@grants.get("/{int:grant_id}", response=GrantOut, auth=scope("read"))
+def get_grant(request: HttpRequest, grant_id: int) -> Any:
+    return get_object_or_404(Grant, pk=grant_id)
+
+
+# --- mailboxes -------------------------------------------------------------------------------
+
+
+def _mailbox_out(mailbox: Mailbox) -> dict[str, Any]:
+    data = {
+        f: getattr(mailbox, f)
+        for f in MailboxOut.model_fields
+        if hasattr(mailbox, f) and f not in ("oauth_client", "grant")
+    }
+    data.update(
+        id=mailbox.pk,
+        has_password=bool(mailbox.password),
+        oauth_client=mailbox.oauth_client_id,
+        grant=mailbox.grant_id,
+    )
+    return data
+
+
+def _apply_mailbox(mailbox: Mailbox, data: dict[str, Any]) -> str | None:
+    password = data.pop("password", None)
+    if "oauth_client" in data:
+        value = data.pop("oauth_client")
+        mailbox.oauth_client = get_object_or_404(OAuthClient, pk=value) if value else None
+    if "grant" in data:
+        value = data.pop("grant")
+        mailbox.grant = get_object_or_404(Grant, pk=value) if value else None
+    for field, value in data.items():
+        setattr(mailbox, field, value)
+    mailbox.full_clean(exclude=["password"])
+    if mailbox.protocol and mailbox.direction != (
+        "outgoing" if mailbox.protocol == "smtp" else "incoming"
+    ):
+        raise ApiError(
+            400,
+            "validation_error",
+            "direction does not match protocol",
+            fields=[
+                {"field": "direction", "message": "SMTP is outgoing; IMAP and POP3 are incoming."}
+            ],
+        )
+    return password
+
+
+@mailboxes.get("", response=list[MailboxOut], auth=scope("read"))
+@paginate(LimitOffsetPagination)
+def list_mailboxes(request: HttpRequest) -> Any:
+    return [_mailbox_out(m) for m in Mailbox.objects.all()]
+
+
+@mailboxes.post("", response={201: MailboxOut}, auth=scope("write"))
+def create_mailbox(request: HttpRequest, body: MailboxCreate) -> Any:
+    data = body.model_dump(exclude_none=True)
+    if Mailbox.objects.filter(name=data["name"]).exists():
+        raise ApiError(409, "conflict", f"A mailbox named {data['name']!r} exists.")
+    mailbox = Mailbox()
+    password = _apply_mailbox(mailbox, data)
+    saved = mailbox_save(mailbox=mailbox, password=password, user=_user(request))
+    return Status(201, _mailbox_out(saved))
+
+
+@mailboxes.get("/{int:mailbox_id}", response=MailboxOut, auth=scope("read"))
+def get_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+    return _mailbox_out(get_object_or_404(Mailbox, pk=mailbox_id))
+
+
+@mailboxes.patch("/{int:mailbox_id}", response=MailboxOut, auth=scope("write"))
+def update_mailbox(request: HttpRequest, mailbox_id: int, body: MailboxPatch) -> Any:
+    mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
+    data = body.model_dump(exclude_unset=True)
+    if (
+        data.get("name")
+        and Mailbox.objects.filter(name=data["name"]).exclude(pk=mailbox.pk).exists()
+    ):
+        raise ApiError(409, "conflict", f"A mailbox named {data['name']!r} exists.")
+    password = _apply_mailbox(mailbox, data)
+    return _mailbox_out(mailbox_save(mailbox=mailbox, password=password, user=_user(request)))
+
+
+@mailboxes.delete("/{int:mailbox_id}", response={204: None}, auth=scope("write"))
+def delete_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+    mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
+    with transaction.atomic():
+        audit_record(
+            actor=_actor(request), user=_user(request), target=mailbox, action="mailbox.deleted"
+        )
+        mailbox.delete()
+    return Status(204, None)
+
+
+@mailboxes.post("/{int:mailbox_id}/test", response=TestOut, auth=scope("write"))
+def test_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+    result = mailbox_test(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=_user(request))
+    return {
+        **result.__dict__,
+        "capabilities": list(result.capabilities),
+        "mechanisms": list(result.mechanisms),
+    }
+
+
+@mailboxes.post("/{int:mailbox_id}/fetch", response=FetchOut, auth=scope("write"))
+def fetch_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+    return mailbox_fetch(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=_user(request))
+
+
+@mailboxes.get(
+    "/{int:mailbox_id}/messages", response=list[MessageOut], auth=scope("read"), by_alias=True
+)
+@paginate(LimitOffsetPagination)
+def list_messages(request: HttpRequest, mailbox_id: int) -> Any:
+    mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
+    return Message.objects.filter(mailbox=mailbox).order_by("-fetched_at", "-id")
+
+
+@mailboxes.post("/{int:mailbox_id}/send", response=SendOut, auth=scope("write"))
+def send_mailbox(request: HttpRequest, mailbox_id: int, body: SendIn) -> Any:
+    mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
+    recipients = [*body.to, *body.cc, *body.bcc]
+    try:
+        if body.raw:
+            raw = base64.b64decode(body.raw, validate=True)
+        else:
+            attachments = [
+                Attachment(
+                    a.filename, base64.b64decode(a.content_base64, validate=True), a.content_type
+                )
+                for a in body.attachments
+            ]
+            raw = compose(
+                sender=body.sender or mailbox.username,
+                to=body.to,
+                cc=body.cc,
+                subject=body.subject,
+                text=body.text,
+                html=body.html,
+                attachments=attachments,
+            ).as_bytes()
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(
+            400,
+            "validation_error",
+            f"Not a valid message or attachment: {exc}",
+            fields=[{"field": "raw" if body.raw else "attachments", "message": "base64 expected"}],
+        ) from None
+    result = mailbox_send(
+        mailbox=mailbox, recipients=recipients, raw=raw, sender=body.sender, user=_user(request)
+    )
+    return {"accepted": result.accepted, "refused": result.refused, "reply": result.reply}
+
+
+@messages.get(
+    "/{int:message_id}/raw", auth=scope("read"), response={200: None, 404: dict[str, str]}
+)
+def message_raw(request: HttpRequest, message_id: int) -> Any:
+    message = get_object_or_404(Message, pk=message_id)
+    path = store_root() / message.path
+    if not path.is_file():
+        raise ApiError(404, "not_found", "The message's file is missing from the store.")
+    response = FileResponse(path.open("rb"), content_type="message/rfc822")
+    response["Content-Disposition"] = f'attachment; filename="message-{message.pk}.eml"'
+    return response
+
+
+__all__ = ["Query", "authorizations", "clients", "grants", "mailboxes", "messages"]

@@ -1,0 +1,236 @@
+"""JSON shapes. Field names are the models' (a form field, a request body and a CLI flag name
+the same thing); secrets are accepted and never returned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Field, Schema
+from pydantic import ConfigDict
+
+
+class Problem(Schema):
+    code: str
+    message: str
+    fields: list[dict[str, str]] | None = None
+
+
+class GrantOut(Schema):
+    id: int
+    client_id: int
+    account: str
+    state: str
+    is_default: bool
+    scope: str
+    expires_at: datetime | None
+    authorized_at: datetime | None
+    last_refresh_at: datetime | None
+    last_error: str
+
+
+class OAuthClientBase(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["google", "azure", "generic"] | None = None
+    type: Literal["mailbox", "user"] | None = None
+    client_id: str | None = Field(None, max_length=500)
+    client_secret: str | None = Field(None, max_length=5000, description="write-only")
+    tenant: str | None = Field(None, max_length=200)
+    issuer: str | None = Field(None, max_length=500)
+    scope: str | None = Field(None, max_length=2000)
+    authorize_url: str | None = Field(None, max_length=500)
+    token_url: str | None = Field(None, max_length=500)
+    proxy: str | None = Field(None, max_length=500)
+    verify_ssl: bool | None = None
+    status: Literal["enabled", "disabled"] | None = None
+    scope_separator: str | None = Field(None, max_length=5)
+    userinfo_endpoint: str | None = Field(None, max_length=500)
+    user_data_source: Literal["id_token", "endpoint"] | None = None
+    username_attribute: str | None = Field(None, max_length=200)
+    user_fields: dict[str, str] | None = None
+    user_create_expression: str | None = Field(None, max_length=10000)
+    login_button_caption: str | None = Field(None, max_length=200)
+    login_button_icon: str | None = Field(None, max_length=200)
+
+
+class OAuthClientCreate(OAuthClientBase):
+    name: str = Field(..., min_length=1, max_length=200)
+    provider: Literal["google", "azure", "generic"]
+    client_id: str = Field(..., min_length=1, max_length=500)
+
+
+class OAuthClientPatch(OAuthClientBase):
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class OAuthClientOut(Schema):
+    id: int
+    name: str
+    provider: str
+    type: str
+    client_id: str
+    has_client_secret: bool
+    tenant: str
+    issuer: str
+    scope: str
+    authorize_url: str
+    token_url: str
+    proxy: str
+    verify_ssl: bool
+    status: str
+    scope_separator: str
+    userinfo_endpoint: str
+    user_data_source: str
+    username_attribute: str
+    user_fields: dict[str, Any]
+    user_create_expression: str
+    login_button_caption: str
+    login_button_icon: str
+    redirect_uri: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ValidateOut(Schema):
+    authorization_id: int
+    authorize_url: str
+    expires_at: datetime
+
+
+class AuthorizationOut(Schema):
+    id: int
+    client_id: int
+    outcome: str
+    message: str
+    grant_id: int | None
+    expires_at: datetime
+
+
+class TokenRequest(Schema):
+    min_valid_seconds: int = Field(0, ge=0, le=86400)
+
+
+class TokenOut(Schema):
+    access_token: str
+    token_type: str
+    expires_at: datetime | None
+    scope: str
+
+
+class MailboxBase(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    direction: Literal["incoming", "outgoing"] | None = None
+    protocol: Literal["imap", "pop3", "smtp"] | None = None
+    host: str | None = Field(None, min_length=1, max_length=255)
+    port: int | None = Field(None, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] | None = None
+    username: str | None = Field(None, min_length=1, max_length=320)
+    auth_method: Literal["password", "oauth2"] | None = None
+    password: str | None = Field(None, max_length=5000, description="write-only")
+    oauth_client: int | None = None
+    grant: int | None = None
+    sasl_mechanism: Literal["xoauth2", "oauthbearer"] | None = None
+    smtp_username: str | None = Field(None, max_length=320)
+    folder: str | None = Field(None, max_length=500)
+    post_fetch_action: str | None = Field(None, max_length=510)
+    enabled: bool | None = None
+    poll_interval: int | None = Field(None, ge=10, le=86400 * 7)
+
+
+class MailboxCreate(MailboxBase):
+    name: str = Field(..., min_length=1, max_length=200)
+    host: str = Field(..., min_length=1, max_length=255)
+    port: int = Field(..., ge=1, le=65535)
+    username: str = Field(..., min_length=1, max_length=320)
+
+
+class MailboxPatch(MailboxBase):
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class MailboxOut(Schema):
+    id: int
+    name: str
+    direction: str
+    protocol: str
+    host: str
+    port: int
+    security: str
+    username: str
+    auth_method: str
+    has_password: bool
+    oauth_client: int | None
+    grant: int | None
+    sasl_mechanism: str
+    smtp_username: str
+    folder: str
+    post_fetch_action: str
+    enabled: bool
+    poll_interval: int
+    last_fetch_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str
+
+
+class TestOut(Schema):
+    ok: bool
+    message: str
+    capabilities: list[str]
+    mechanisms: list[str]
+    transcript: str
+    details: dict[str, Any] | None
+    refreshed: bool
+
+
+class FetchOut(Schema):
+    fetched: int
+    bytes: int
+    already_stored: int
+    resynced: int
+    actions: int
+    errors: list[str]
+
+
+class MessageOut(Schema):
+    id: int
+    mailbox: int = Field(..., alias="mailbox_id")
+    folder: str
+    uidvalidity: int
+    uid: str
+    message_id: str
+    sender: str = Field(..., serialization_alias="from")
+    recipients: str = Field(..., serialization_alias="to")
+    subject: str
+    date: datetime | None
+    size: int
+    fetched_at: datetime
+
+
+class AttachmentIn(Schema):
+    filename: str = Field(..., min_length=1, max_length=255)
+    content_base64: str = Field(..., max_length=50_000_000)
+    content_type: str = Field("application/octet-stream", max_length=255)
+
+
+class SendIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    to: list[str] = Field(default_factory=list, max_length=500)
+    cc: list[str] = Field(default_factory=list, max_length=500)
+    bcc: list[str] = Field(default_factory=list, max_length=500)
+    sender: str | None = Field(None, alias="from", max_length=320)
+    subject: str = Field("", max_length=998)
+    text: str = Field("", max_length=10_000_000)
+    html: str = Field("", max_length=10_000_000)
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
+    raw: str | None = Field(
+        None, description="a whole RFC 822 message, base64", max_length=70_000_000
+    )
+
+
+class SendOut(Schema):
+    accepted: list[str]
+    refused: dict[str, str]
+    reply: str
