@@ -158,6 +158,13 @@ def dovecot(oidc: Any) -> Iterator[Any]:
         yield server
 
 
+@pytest.fixture
+def mail_grant(oidc_client: Any, validate_headless: Any) -> Any:
+    """An email-box client at the test provider, validated as alice."""
+    client = oidc_client(scope="openid email offline_access mail")
+    return validate_headless(client).grant
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The throwaway MAILGRANT_HOME of this run (tests/settings.py made it) goes too."""
     import shutil

@@ -18,8 +18,9 @@ class Api:
             send = getattr(self.client, method)
             if body is not None:
                 kwargs.update(data=body, content_type="application/json")
-            return send(f"/api/v1{path}", headers={**self.headers, **kwargs.pop("headers", {})},
-                        **kwargs)
+            return send(
+                f"/api/v1{path}", headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
+            )
 
         return call
 
@@ -30,8 +31,9 @@ def api_as(db: Any) -> Any:
 
     def make(*scopes: str) -> Api:
         if scopes not in made:
-            _, made[scopes] = apikey_create(name=f"key-{'-'.join(scopes) or 'none'}-{len(made)}",
-                                            scopes=scopes)
+            _, made[scopes] = apikey_create(
+                name=f"key-{'-'.join(scopes) or 'none'}-{len(made)}", scopes=scopes
+            )
         return Api(made[scopes])
 
     return make

@@ -9,8 +9,12 @@ from tests.servers.oidc import ACCOUNTS
 pytestmark = pytest.mark.django_db
 
 SECRET = "canary-api-secret-5e8d"
-BODY = {"name": "Google support", "provider": "google", "client_id": "1234.apps",
-        "client_secret": SECRET}
+BODY = {
+    "name": "Google support",
+    "provider": "google",
+    "client_id": "1234.apps",
+    "client_secret": SECRET,
+}
 
 
 def test_crud_and_secret_write_only(api) -> None:
@@ -34,13 +38,16 @@ def test_crud_and_secret_write_only(api) -> None:
     assert {"oauth_client.created", "oauth_client.updated", "oauth_client.deleted"} <= actions
 
 
-@pytest.mark.parametrize(("body", "status", "code", "field"), [
-    ({**BODY, "provider": "yahoo"}, 400, "validation_error", "provider"),
-    ({"provider": "google"}, 400, "validation_error", "name"),
-    ({**BODY, "proxy": "not a proxy"}, 400, "validation_error", "proxy"),
-    ({**BODY, "unknown_field": 1}, 400, "validation_error", "unknown_field"),
-    ({**BODY, "provider": "generic"}, 400, "validation_error", "issuer"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        ({**BODY, "provider": "yahoo"}, 400, "validation_error", "provider"),
+        ({"provider": "google"}, 400, "validation_error", "name"),
+        ({**BODY, "proxy": "not a proxy"}, 400, "validation_error", "proxy"),
+        ({**BODY, "unknown_field": 1}, 400, "validation_error", "unknown_field"),
+        ({**BODY, "provider": "generic"}, 400, "validation_error", "issuer"),
+    ],
+)
 def test_bad_input_names_the_field(api, body, status, code, field) -> None:
     response = api.post("/oauth-clients", body)
     assert response.status_code == status, response.content
@@ -57,19 +64,26 @@ def test_duplicate_name_is_a_conflict(api) -> None:
 
 
 def test_malformed_json_is_400_not_500(api) -> None:
-    response = api.client.post("/api/v1/oauth-clients", data="{not json",
-                               content_type="application/json", headers=api.headers)
+    response = api.client.post(
+        "/api/v1/oauth-clients",
+        data="{not json",
+        content_type="application/json",
+        headers=api.headers,
+    )
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize(("scopes", "method", "path", "expected"), [
-    ((), "get", "/oauth-clients", 401),
-    (("read",), "get", "/oauth-clients", 200),
-    (("read",), "post", "/oauth-clients", 403),
-    (("write",), "get", "/oauth-clients", 403),
-    (("tokens",), "get", "/oauth-clients", 403),
-    (("write",), "post", "/oauth-clients", 201),
-])
+@pytest.mark.parametrize(
+    ("scopes", "method", "path", "expected"),
+    [
+        ((), "get", "/oauth-clients", 401),
+        (("read",), "get", "/oauth-clients", 200),
+        (("read",), "post", "/oauth-clients", 403),
+        (("write",), "get", "/oauth-clients", 403),
+        (("tokens",), "get", "/oauth-clients", 403),
+        (("write",), "post", "/oauth-clients", 201),
+    ],
+)
 def test_scopes(api_as, scopes, method, path, expected) -> None:
     from tests.api.conftest import Api
 
@@ -105,23 +119,34 @@ def test_admin_session_works_with_csrf(admin_client, admin_user) -> None:
 
 
 def test_validate_through_the_api_completes_in_any_browser(api, oidc) -> None:
-    created = api.post("/oauth-clients", {"name": "generic", "provider": "generic",
-                                          "client_id": "api-flow", "client_secret": "api-secret",
-                                          "issuer": oidc.issuer,
-                                          "scope": "openid email offline_access"}).json()
-    oidc.register_client(client_id="api-flow", client_secret="api-secret",
-                         redirect_uris=[created["redirect_uri"]])
+    created = api.post(
+        "/oauth-clients",
+        {
+            "name": "generic",
+            "provider": "generic",
+            "client_id": "api-flow",
+            "client_secret": "api-secret",
+            "issuer": oidc.issuer,
+            "scope": "openid email offline_access",
+        },
+    ).json()
+    oidc.register_client(
+        client_id="api-flow", client_secret="api-secret", redirect_uris=[created["redirect_uri"]]
+    )
     started = api.post(f"/oauth-clients/{created['id']}/validate")
     assert started.status_code == 201
     flow = started.json()
     poll = api.get(f"/authorizations/{flow['authorization_id']}").json()
     assert poll["outcome"] == "pending"
-    redirect = oidc.login_headless(flow["authorize_url"], login="alice@example.test",
-                                   password=ACCOUNTS["alice@example.test"]["password"])
+    redirect = oidc.login_headless(
+        flow["authorize_url"],
+        login="alice@example.test",
+        password=ACCOUNTS["alice@example.test"]["password"],
+    )
     from django.test import Client
 
     anonymous_browser = Client()
-    landed = anonymous_browser.get(redirect[redirect.index("/oauth/"):])
+    landed = anonymous_browser.get(redirect[redirect.index("/oauth/") :])
     assert landed.status_code == 200
     assert "Authorized as alice@example.test" in landed.content.decode()
     poll = api.get(f"/authorizations/{flow['authorization_id']}").json()
@@ -130,5 +155,5 @@ def test_validate_through_the_api_completes_in_any_browser(api, oidc) -> None:
     assert grants[0]["account"] == "alice@example.test" and grants[0]["state"] == "authorized"
     refreshed = api.post(f"/oauth-clients/{created['id']}/refresh")
     assert refreshed.status_code == 200 and refreshed.json()["last_refresh_at"]
-    replay = anonymous_browser.get(redirect[redirect.index("/oauth/"):])
+    replay = anonymous_browser.get(redirect[redirect.index("/oauth/") :])
     assert replay.status_code == 400 and "already used" in replay.content.decode()

@@ -7,13 +7,6 @@ from mailgrant.mailboxes.services import mailbox_save
 
 
 @pytest.fixture
-def mail_grant(oidc_client: Any, validate_headless: Any) -> Any:
-    """An email-box client at the test provider, validated as alice."""
-    client = oidc_client(scope="openid email offline_access mail")
-    return validate_headless(client).grant
-
-
-@pytest.fixture
 def make_mailbox(dovecot: Any, db: Any) -> Any:
     def make(*, password: str | None = None, **fields: Any) -> Mailbox:
         protocol = fields.setdefault("protocol", "imap")

@@ -102,9 +102,12 @@ def install(api: NinjaAPI) -> None:
 
     @on(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        code = {403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.status_code, "error"
-        )
+        code = {
+            400: "bad_request",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+        }.get(exc.status_code, "error")
         return problem(api, request, exc.status_code, code, str(exc))
 
     @on(Http404)

@@ -11,7 +11,9 @@ from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Status
+from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import LimitOffsetPagination, paginate
+from pydantic import ValidationError as PydanticValidationError
 
 from mailgrant.api.auth import principal_of, scope
 from mailgrant.api.errors import ApiError
@@ -182,10 +184,20 @@ def get_authorization(request: HttpRequest, authorization_id: int) -> Any:
 
 @grants.post("/{int:grant_id}/access-token", response=TokenOut, auth=scope("tokens"))
 def broker(
-    request: HttpRequest, grant_id: int, response: HttpResponse, body: TokenRequest | None = None
+    request: HttpRequest,
+    grant_id: int,
+    response: HttpResponse,
+    min_valid_seconds: int = Query(0, ge=0, le=86400),
 ) -> Any:
+    """A valid access token of the grant, refreshed if it expires within `min_valid_seconds`
+    (query string, or a JSON body `{"min_valid_seconds": N}`; an empty body is fine)."""
+    if request.content_type == "application/json" and request.body.strip():
+        try:
+            min_valid_seconds = TokenRequest.model_validate_json(request.body).min_valid_seconds
+        except PydanticValidationError as exc:
+            raise NinjaValidationError([dict(e) for e in exc.errors()]) from None
     grant = get_object_or_404(Grant, pk=grant_id)
-    tokens = access_token_for(grant=grant, min_valid_seconds=body.min_valid_seconds if body else 0)
+    tokens = access_token_for(grant=grant, min_valid_seconds=min_valid_seconds)
     with transaction.atomic():
         audit_record(
             actor=_actor(request), user=_user(request), target=grant, action="grant.token_issued"
