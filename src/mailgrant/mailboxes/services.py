@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
@@ -399,20 +400,39 @@ def _fetch_imap(
             state.uidvalidity,
             result,
         )
-        for batch in _batches(new):
-            rows = []
-            for uid, raw in imap.fetch([m.uid for m in batch]):
-                rows.append(_stored_row(mailbox, folder, state.uidvalidity, str(uid), raw, root))
-                result.fetched += 1
-                result.bytes += len(raw)
-            sync(root, [r.path for r in rows])
-            _insert_messages(rows)
-            _imap_action(
-                mailbox, imap, [int(r.uid) for r in rows], folder, state.uidvalidity, result
-            )
-            if progress:
-                progress(result.fetched, result.bytes)
+        # File creation waits on the disk with the GIL released: a writer thread overlaps it
+        # with parsing headers here. Everything written is synced before its rows commit.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
+            for batch in _batches(new):
+                rows = []
+                writes = []
+                for uid, raw in imap.fetch([m.uid for m in batch]):
+                    row = _stored_row(mailbox, folder, state.uidvalidity, str(uid), raw)
+                    writes.append(writer.submit(write_message, root, row.path, raw))
+                    rows.append(row)
+                    result.fetched += 1
+                    result.bytes += len(raw)
+                for write in writes:
+                    write.result()
+                _commit_batch(mailbox, imap, rows, folder, state.uidvalidity, root, result)
+                if progress:
+                    progress(result.fetched, result.bytes)
     return result
+
+
+def _commit_batch(
+    mailbox: Mailbox,
+    imap: ImapClient,
+    rows: list[_Row],
+    folder: str,
+    uidvalidity: int,
+    root: Path,
+    result: FetchResult,
+) -> None:
+    """Durable files, then committed rows, then (only then) the post-fetch action."""
+    sync(root, [r.path for r in rows])
+    _insert_messages(rows)
+    _imap_action(mailbox, imap, [int(r.uid) for r in rows], folder, uidvalidity, result)
 
 
 @dataclass(frozen=True)
@@ -439,11 +459,9 @@ _INSERT_COLUMNS = (
 )
 
 
-def _stored_row(
-    mailbox: Mailbox, folder: str, uidvalidity: int, uid: str, raw: bytes, root: Path
-) -> _Row:
+def _stored_row(mailbox: Mailbox, folder: str, uidvalidity: int, uid: str, raw: bytes) -> _Row:
+    """The index row of a message (its file is written separately, to `path`)."""
     relative = message_path(mailbox_id=mailbox.pk, folder=folder, uidvalidity=uidvalidity, uid=uid)
-    write_message(root, relative, raw)
     info = envelope(raw)
     adapt = connection.ops.adapt_datetimefield_value
     values = (
@@ -570,7 +588,9 @@ def _fetch_pop3(
                 result.errors.append(f"message {m.uidl} is {m.size} bytes: left on the server")
                 continue
             raw = pop.retrieve(m.number)
-            rows.append(_stored_row(mailbox, folder, 0, m.uidl, raw, root))
+            row = _stored_row(mailbox, folder, 0, m.uidl, raw)
+            write_message(root, row.path, raw)
+            rows.append(row)
             result.fetched += 1
             result.bytes += len(raw)
             batch_bytes += len(raw)
