@@ -3,40 +3,53 @@ its real login and consent pages over plain HTTP. No Django here."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections import deque
+from collections.abc import Iterable
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 HERE = Path(__file__).resolve().parent / "oidc"
+OIDC_PROVIDER_VERSION = "9.13.3"
 
-# Mirrors the account table in server.mjs.
+# Mirrors the account table in server.mjs: login -> password and claims.
 ACCOUNTS: dict[str, dict[str, Any]] = {
     "alice@example.test": {
         "password": "alice-password",
         "sub": "alice",
+        "email": "alice@example.test",
         "name": "Alice Example",
+        "given_name": "Alice",
+        "family_name": "Example",
         "groups": ["staff", "support"],
     },
     "bob@example.test": {
         "password": "bob-password",
         "sub": "bob",
+        "email": "bob@example.test",
         "name": "Bob Example",
+        "given_name": "Bob",
+        "family_name": "Example",
         "groups": ["support"],
     },
     "carol@example.test": {
         "password": "carol-password",
         "sub": "carol",
+        "email": "carol@example.test",
         "name": "Carol Example",
+        "given_name": "Carol",
+        "family_name": "Example",
         "groups": [],
     },
 }
@@ -47,15 +60,24 @@ class LoginRefused(Exception):
 
 
 def oidc_available() -> tuple[bool, str]:
+    """Whether node and the pinned oidc-provider are installed; the reason when not."""
     if shutil.which("node") is None:
         return (
             False,
             "node is not installed (make test installs it as root: apt-get install nodejs)",
         )
-    if not (HERE / "node_modules" / "oidc-provider").is_dir():
+    installed = HERE / "node_modules" / "oidc-provider" / "package.json"
+    if not installed.is_file():
         return (
             False,
             "oidc-provider is not installed: run `make peers` (npm ci in tests/servers/oidc)",
+        )
+    version = json.loads(installed.read_text()).get("version")
+    if version != OIDC_PROVIDER_VERSION:
+        return (
+            False,
+            f"oidc-provider {version} is installed, not {OIDC_PROVIDER_VERSION}: "
+            "run `make peers` (npm ci in tests/servers/oidc)",
         )
     return True, ""
 
@@ -67,81 +89,113 @@ def free_port() -> int:
 
 
 class OidcServer:
+    """`node server.mjs` on a free loopback port; stopped by stop(), `with`, or at exit."""
+
     def __init__(
         self,
         *,
         access_token_ttl: int = 3600,
-        clients: list[dict[str, Any]] | None = None,
-        start_timeout: float = 20,
+        id_token_ttl: int = 3600,
+        refresh_token_ttl: int = 14 * 24 * 3600,
+        clients: Iterable[dict[str, Any]] | None = None,
+        start_timeout: float = 15,
     ) -> None:
-        self.port = free_port()
-        self.issuer = f"http://127.0.0.1:{self.port}"
+        self._stderr: deque[str] = deque(maxlen=200)
+        self.process: subprocess.Popen[str] | None = None
+        settings = {
+            "ACCESS_TOKEN_TTL": str(access_token_ttl),
+            "ID_TOKEN_TTL": str(id_token_ttl),
+            "REFRESH_TOKEN_TTL": str(refresh_token_ttl),
+            "CLIENTS_JSON": json.dumps(list(clients or ())),
+        }
+        # The free port can be taken between our probe and node's listen: try again then.
+        for _attempt in range(3):
+            self.port = free_port()
+            self.issuer = f"http://127.0.0.1:{self.port}"
+            if self._start(settings, start_timeout):
+                break
+            if "EADDRINUSE" not in self.log:
+                raise RuntimeError(f"oidc-provider did not start:\n{self.log}")
+        else:
+            raise RuntimeError(f"oidc-provider found no free port:\n{self.log}")
+        atexit.register(self.stop)
+        self.http = httpx.Client(base_url=self.issuer, timeout=10)
+
+    def _start(self, settings: dict[str, str], timeout: float) -> bool:
+        self._stderr.clear()
         env = {
             **os.environ,
+            **settings,
             "PORT": str(self.port),
-            "ACCESS_TOKEN_TTL": str(access_token_ttl),
-            "CLIENTS_JSON": json.dumps(clients or []),
+            "EXIT_WITH_STDIN": "1",  # node goes away with us, even if we are killed
             "NODE_NO_WARNINGS": "1",
         }
-        self._stderr: deque[str] = deque(maxlen=200)
-        self.process = subprocess.Popen(
+        self.process = process = subprocess.Popen(
             ["node", "server.mjs"],
             cwd=HERE,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         ready = threading.Event()
-        threading.Thread(
-            target=self._drain, args=(self.process.stderr, self._stderr), daemon=True
-        ).start()
 
-        def wait_ready() -> None:
-            assert self.process.stdout is not None
-            for line in self.process.stdout:
-                if line.startswith("READY"):
-                    ready.set()
-                    break
-            for _ in self.process.stdout:  # keep draining
-                pass
+        def watch_stdout(stream: IO[str]) -> None:
+            for line in stream:
+                if line.startswith("READY "):
+                    ready.set()  # then keep draining
 
-        threading.Thread(target=wait_ready, daemon=True).start()
-        if not ready.wait(start_timeout):
-            self.stop()
-            raise RuntimeError("oidc-provider did not start:\n" + "".join(self._stderr))
-        self.http = httpx.Client(base_url=self.issuer, timeout=10)
+        threading.Thread(target=watch_stdout, args=(process.stdout,), daemon=True).start()
+        threading.Thread(target=self._drain, args=(process.stderr,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.05):
+            if process.poll() is not None:
+                time.sleep(0.1)  # let the stderr thread catch the last lines
+                return False
+            if time.monotonic() > deadline:
+                self._kill()
+                self._stderr.append(f"(no READY line within {timeout:g} s)\n")
+                return False
+        return True
 
-    @staticmethod
-    def _drain(stream: Any, sink: deque[str]) -> None:
+    def _drain(self, stream: IO[str]) -> None:
         for line in stream:
-            sink.append(line)
+            self._stderr.append(line)
 
     @property
     def log(self) -> str:
+        """The provider's recent stderr."""
         return "".join(self._stderr)
+
+    # --- /__test/ control endpoints ----------------------------------------------------------
 
     def register_client(
         self,
         *,
         client_id: str,
         client_secret: str,
-        redirect_uris: list[str],
+        redirect_uris: Iterable[str],
         token_endpoint_auth_method: str = "client_secret_basic",
-        grant_types: tuple[str, ...] = ("authorization_code", "refresh_token"),
+        grant_types: Iterable[str] = ("authorization_code", "refresh_token"),
         **extra: Any,
     ) -> None:
+        """Register or replace a client (any other client metadata goes in `extra`)."""
         metadata = {
             "client_id": client_id,
             "client_secret": client_secret,
-            "redirect_uris": redirect_uris,
+            "redirect_uris": list(redirect_uris),
             "grant_types": list(grant_types),
             "token_endpoint_auth_method": token_endpoint_auth_method,
             **extra,
         }
-        self.http.post("/__test/clients", json=metadata).raise_for_status()
+        response = self.http.post("/__test/clients", json=metadata)
+        if response.status_code != 200:
+            raise ValueError(f"client {client_id!r} refused: {response.text}")
 
     def stats(self) -> dict[str, Any]:
+        """token (successes by grant_type), refresh_by_client, token_errors (by error code),
+        grants_revoked, introspections, revocations."""
         return dict(self.http.get("/__test/stats").raise_for_status().json())
 
     def reset_stats(self) -> None:
@@ -150,6 +204,8 @@ class OidcServer:
     def set_access_token_ttl(self, seconds: int) -> None:
         self.http.post("/__test/ttl", json={"access_token_ttl": seconds}).raise_for_status()
 
+    # --- conveniences ------------------------------------------------------------------------
+
     def introspect(self, token: str, *, client_id: str, client_secret: str) -> dict[str, Any]:
         response = self.http.post(
             "/token/introspection", data={"token": token}, auth=(client_id, client_secret)
@@ -157,19 +213,38 @@ class OidcServer:
         return dict(response.raise_for_status().json())
 
     def login_headless(
-        self, authorize_url: str, *, login: str, password: str, approve: bool = True
+        self,
+        authorize_url: str,
+        *,
+        login: str,
+        password: str,
+        approve: bool = True,
+        http: httpx.Client | None = None,
     ) -> str:
-        return login_headless(authorize_url, login=login, password=password, approve=approve)
+        return login_headless(
+            authorize_url, login=login, password=password, approve=approve, http=http
+        )
+
+    # --- lifetime ----------------------------------------------------------------------------
+
+    def _kill(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        self._kill()
+        if self.process is not None and self.process.stdin is not None:
+            self.process.stdin.close()
         if hasattr(self, "http"):
             self.http.close()
+        atexit.unregister(self.stop)
 
     def __enter__(self) -> OidcServer:
         return self
@@ -178,7 +253,10 @@ class OidcServer:
         self.stop()
 
 
-class _Forms(HTMLParser):
+# --- the provider's login and consent pages, over plain HTTP -------------------------------
+
+
+class _Page(HTMLParser):
     """The forms and links of a page: enough to submit the provider's login and consent."""
 
     def __init__(self) -> None:
@@ -189,13 +267,17 @@ class _Forms(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         if tag == "form":
-            self.forms.append(
-                {"action": a.get("action", ""), "method": a.get("method", "get"), "fields": {}}
-            )
+            method = a.get("method", "get").lower()
+            self.forms.append({"action": a.get("action", ""), "method": method, "fields": {}})
         elif tag == "input" and self.forms and a.get("name"):
             self.forms[-1]["fields"][a["name"]] = a.get("value", "")
         elif tag == "a" and a.get("href"):
             self.links.append(a["href"])
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
 
 
 def login_headless(
@@ -207,42 +289,49 @@ def login_headless(
     http: httpx.Client | None = None,
 ) -> str:
     """Follow the provider from `authorize_url` through its login and consent pages and return
-    the redirect that leaves the provider (to the client's redirect_uri), without requesting it."""
-    origin = "{0.scheme}://{0.netloc}".format(urlsplit(authorize_url))
+    the redirect that leaves the provider (to the client's redirect_uri), without requesting it.
+
+    `approve=False` cancels at the consent page (the provider answers error=access_denied).
+    Raises LoginRefused when the login form comes back after the login and password.
+    Pass `http` to keep the provider's session cookies between calls."""
+    origin = _origin(authorize_url)
     client = http or httpx.Client(timeout=10)
     try:
-        response = client.get(authorize_url)
-        logins = 0
+        response = client.get(authorize_url, follow_redirects=False)
+        logged_in = False
         for _ in range(20):
+            url = str(response.url)
             if response.is_redirect:
-                target = urljoin(str(response.url), response.headers["location"])
-                if not target.startswith(origin + "/"):
+                target = urljoin(url, response.headers["location"])
+                if _origin(target) != origin:
                     return target
-                response = client.get(target)
+                response = client.get(target, follow_redirects=False)
                 continue
             if response.status_code != 200:
                 raise RuntimeError(
                     f"provider answered {response.status_code}: {response.text[:300]}"
                 )
-            page = _Forms()
+            page = _Page()
             page.feed(response.text)
+            # devInteractions: one POST form per step, told apart by a hidden `prompt` field.
             form = next((f for f in page.forms if f["fields"].get("prompt")), None)
             if form is None:
-                raise RuntimeError(
-                    f"no login or consent form at {response.url}: {response.text[:300]}"
-                )
-            action = urljoin(str(response.url), form["action"])
+                raise RuntimeError(f"no login or consent form at {url}: {response.text[:300]}")
             fields = dict(form["fields"])
             if fields["prompt"] == "login":
-                logins += 1
-                if logins > 1:
+                if logged_in:
                     raise LoginRefused(f"the provider refused the login {login!r}")
+                logged_in = True
                 fields.update(login=login, password=password)
             elif not approve:
-                abort = next(link for link in page.links if link.endswith("/abort"))
-                response = client.get(urljoin(str(response.url), abort))
+                abort = next((link for link in page.links if link.endswith("/abort")), None)
+                if abort is None:
+                    raise RuntimeError(f"no cancel link at {url}")
+                response = client.get(urljoin(url, abort), follow_redirects=False)
                 continue
-            response = client.post(action, data=fields)
+            response = client.post(
+                urljoin(url, form["action"]), data=fields, follow_redirects=False
+            )
         raise RuntimeError("too many steps at the provider")
     finally:
         if http is None:
