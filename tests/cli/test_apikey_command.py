@@ -20,10 +20,13 @@ MAILGRANT = str(Path(sys.executable).with_name("mailgrant"))
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILGRANT_", "DJANGO_"))}
-    env.update(MAILGRANT_HOME=str(settings.MAILGRANT_HOME),
-               MAILGRANT_DATABASE_URL=f"sqlite:///{connection.settings_dict['NAME']}")
-    return subprocess.run([MAILGRANT, "apikey", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+    env.update(
+        MAILGRANT_HOME=str(settings.MAILGRANT_HOME),
+        MAILGRANT_DATABASE_URL=f"sqlite:///{connection.settings_dict['NAME']}",
+    )
+    return subprocess.run(
+        [MAILGRANT, "apikey", *args], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_create_list_revoke() -> None:
