@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
@@ -400,23 +400,28 @@ def _fetch_imap(
             state.uidvalidity,
             result,
         )
-        # File creation waits on the disk with the GIL released: a writer thread overlaps it
-        # with parsing headers here. Everything written is synced before its rows commit.
+        # The disk work of a batch (creating its files, then syncing them) runs in a writer
+        # thread with the GIL released, while this thread fetches and parses the next batch.
+        # Per batch the order never changes: files, sync, rows committed, post-fetch action.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
+            in_flight: tuple[list[_Row], list[Future[Any]]] | None = None
             for batch in _batches(new):
-                rows = []
-                writes = []
+                rows: list[_Row] = []
+                jobs: list[Future[Any]] = []
                 for uid, raw in imap.fetch([m.uid for m in batch]):
                     row = _stored_row(mailbox, folder, state.uidvalidity, str(uid), raw)
-                    writes.append(writer.submit(write_message, root, row.path, raw))
+                    jobs.append(writer.submit(write_message, root, row.path, raw))
                     rows.append(row)
                     result.fetched += 1
                     result.bytes += len(raw)
-                for write in writes:
-                    write.result()
-                _commit_batch(mailbox, imap, rows, folder, state.uidvalidity, root, result)
+                jobs.append(writer.submit(sync, root, [r.path for r in rows]))
+                if in_flight:
+                    _commit_batch(mailbox, imap, *in_flight, folder, state.uidvalidity, result)
+                in_flight = (rows, jobs)
                 if progress:
                     progress(result.fetched, result.bytes)
+            if in_flight:
+                _commit_batch(mailbox, imap, *in_flight, folder, state.uidvalidity, result)
     return result
 
 
@@ -424,13 +429,15 @@ def _commit_batch(
     mailbox: Mailbox,
     imap: ImapClient,
     rows: list[_Row],
+    disk_jobs: list[Future[Any]],
     folder: str,
     uidvalidity: int,
-    root: Path,
     result: FetchResult,
 ) -> None:
-    """Durable files, then committed rows, then (only then) the post-fetch action."""
-    sync(root, [r.path for r in rows])
+    """Once the batch's files are written and synced: commit its rows, then (only then) run
+    the post-fetch action on the server."""
+    for job in disk_jobs:
+        job.result()  # re-raises a failed write or sync: nothing is committed then
     _insert_messages(rows)
     _imap_action(mailbox, imap, [int(r.uid) for r in rows], folder, uidvalidity, result)
 
