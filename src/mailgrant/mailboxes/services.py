@@ -407,14 +407,14 @@ def _fetch_imap(
             in_flight: tuple[list[_Row], list[Future[Any]]] | None = None
             for batch in _batches(new):
                 rows: list[_Row] = []
-                jobs: list[Future[Any]] = []
+                files: list[tuple[str, bytes]] = []
                 for uid, raw in imap.fetch([m.uid for m in batch]):
                     row = _stored_row(mailbox, folder, state.uidvalidity, str(uid), raw)
-                    jobs.append(writer.submit(write_message, root, row.path, raw))
+                    files.append((row.path, raw))
                     rows.append(row)
                     result.fetched += 1
                     result.bytes += len(raw)
-                jobs.append(writer.submit(sync, root, [r.path for r in rows]))
+                jobs = [writer.submit(_write_batch, root, files)]
                 if in_flight:
                     _commit_batch(mailbox, imap, *in_flight, folder, state.uidvalidity, result)
                 in_flight = (rows, jobs)
@@ -423,6 +423,13 @@ def _fetch_imap(
             if in_flight:
                 _commit_batch(mailbox, imap, *in_flight, folder, state.uidvalidity, result)
     return result
+
+
+def _write_batch(root: Path, files: list[tuple[str, bytes]]) -> None:
+    """Create a batch's files, then make them durable (one job: one hand-over per batch)."""
+    for path, raw in files:
+        write_message(root, path, raw)
+    sync(root, [path for path, _ in files])
 
 
 def _commit_batch(
