@@ -41,25 +41,35 @@ def run():
     return call
 
 
-def test_add_test_fetch_send_list(run, dovecot) -> None:
-    user, password = next(iter(PASSWORD_USERS.items()))
-    added = run(
+def _add_password_mailbox(
+    run, name: str, port: int, *extra: str, password: str, username: str = "pat@example.test"
+):
+    """`mailgrant mailbox add` for a password login on the test Dovecot (password on stdin)."""
+    return run(
         "add",
         "--name",
-        "cli-in",
+        name,
         "--host",
         "127.0.0.1",
         "--port",
-        str(dovecot.imap_port),
+        str(port),
         "--security",
         "none",
         "--username",
-        user,
+        username,
         "--auth-method",
         "password",
         "--password-file",
         "-",
-        input=password + "\n",
+        *extra,
+        input=password,
+    )
+
+
+def test_add_test_fetch_send_list(run, dovecot) -> None:
+    user, password = next(iter(PASSWORD_USERS.items()))
+    added = _add_password_mailbox(
+        run, "cli-in", dovecot.imap_port, password=password + "\n", username=user
     )
     assert added.returncode == 0, added.stderr
     tested = run("test", "cli-in")
@@ -73,31 +83,18 @@ def test_add_test_fetch_send_list(run, dovecot) -> None:
     again = json.loads(run("fetch", "cli-in", "--json").stdout)
     assert again["fetched"] == 0 and again["already_stored"] >= 1
 
-    assert (
-        run(
-            "add",
-            "--name",
-            "cli-out",
-            "--direction",
-            "outgoing",
-            "--protocol",
-            "smtp",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(dovecot.submission_port),
-            "--security",
-            "none",
-            "--username",
-            user,
-            "--auth-method",
-            "password",
-            "--password-file",
-            "-",
-            input=password,
-        ).returncode
-        == 0
+    out = _add_password_mailbox(
+        run,
+        "cli-out",
+        dovecot.submission_port,
+        "--direction",
+        "outgoing",
+        "--protocol",
+        "smtp",
+        password=password,
+        username=user,
     )
+    assert out.returncode == 0, out.stderr
     sent = run(
         "send",
         "cli-out",
@@ -136,24 +133,7 @@ def test_errors_and_exit_codes(run, dovecot) -> None:
     assert bad.returncode == 1 and "port" in bad.stderr
     usage = run("add", "--name", "x")
     assert usage.returncode == 2
-    run(
-        "add",
-        "--name",
-        "refused",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(dovecot.imap_port),
-        "--security",
-        "none",
-        "--username",
-        "pat@example.test",
-        "--auth-method",
-        "password",
-        "--password-file",
-        "-",
-        input="wrong-password",
-    )
+    _add_password_mailbox(run, "refused", dovecot.imap_port, password="wrong-password")
     refused = run("test", "refused")
     assert refused.returncode == 1 and "refused the password login" in refused.stdout
     assert "wrong-password" not in refused.stdout + refused.stderr
@@ -163,24 +143,7 @@ def test_fetch_shows_progress_on_a_terminal(run, dovecot) -> None:
     import shlex
 
     user, password = next(iter(PASSWORD_USERS.items()))
-    run(
-        "add",
-        "--name",
-        "tty",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(dovecot.imap_port),
-        "--security",
-        "none",
-        "--username",
-        user,
-        "--auth-method",
-        "password",
-        "--password-file",
-        "-",
-        input=password,
-    )
+    _add_password_mailbox(run, "tty", dovecot.imap_port, password=password, username=user)
     dovecot.deliver(user, message(1, extra="tty"), message(2, extra="tty"))
     # util-linux `script` gives the command a pseudo-terminal, as a person at a shell has.
     command = shlex.join([MAILGRANT, "mailbox", "fetch", "tty"])

@@ -378,6 +378,3 @@ def message_raw(request: HttpRequest, message_id: int) -> Any:
     response = FileResponse(path.open("rb"), content_type="message/rfc822")
     response["Content-Disposition"] = f'attachment; filename="message-{message.pk}.eml"'
     return response
-
-
-__all__ = ["Query", "authorizations", "clients", "grants", "mailboxes", "messages"]

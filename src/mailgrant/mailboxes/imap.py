@@ -237,15 +237,6 @@ class ImapClient(MailClient):
         else:
             self._check(*self.imap.expunge(), "expunge")
 
-    def folders(self) -> list[str]:
-        status, data = self.imap.list()
-        self._check(status, data, "list folders")
-        names = []
-        for line in data:
-            if isinstance(line, bytes):
-                names.append(line.rsplit(b" ", 1)[-1].strip(b'"').decode("utf-8", "replace"))
-        return names
-
     def close(self) -> None:
         try:
             self.imap.logout()

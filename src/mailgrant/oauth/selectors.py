@@ -113,10 +113,6 @@ def grant_default_for(*, client: OAuthClient) -> Grant | None:
     return client.grants.filter(is_default=True).first()
 
 
-def grant_get(*, pk: int) -> Grant:
-    return Grant.objects.select_related("client").get(pk=pk)
-
-
 def oauth_client_get_by_name(*, name: str) -> OAuthClient:
     return OAuthClient.objects.get(name=name)
 

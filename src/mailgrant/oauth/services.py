@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from mailgrant.common.audit import actor_for, audit_record
@@ -647,21 +647,3 @@ def _refresh_failed(*, grant: Grant, exc: Exception, user: Any) -> GrantUnusable
     )
     log.warning("Refresh of grant %s failed: %s", grant.pk, error.message)
     return error
-
-
-__all__ = [
-    "AuthorizationFailed",
-    "Authorized",
-    "GrantUnusable",
-    "IntegrityError",
-    "OAuthClientInvalid",
-    "OAuthServiceError",
-    "access_token_for",
-    "authorization_complete",
-    "authorization_start",
-    "grant_refresh",
-    "oauth_client_check",
-    "oauth_client_delete",
-    "oauth_client_save",
-    "oauth_client_set_status",
-]
