@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "mailgrant.common",
     "mailgrant.oauth",
     "mailgrant.mailboxes",
+    "mailgrant.sso",
     "mailgrant.api",
 ]
 

@@ -74,7 +74,21 @@ class OAuthClient(models.Model):
     )
     user_create_expression = models.TextField(blank=True)
     login_button_caption = models.CharField(max_length=200, blank=True)
-    login_button_icon = models.CharField(max_length=200, blank=True)
+    login_button_icon = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="A named icon (google, microsoft, key, ...) or, after an upload, the image.",
+    )
+    # An uploaded button image, as a data: URI (small PNG / JPEG / GIF / WebP; never SVG).
+    login_button_image = models.TextField(blank=True, editable=False)
+    related_ldaps = models.ManyToManyField(
+        "sso.LdapDirectory",
+        blank=True,
+        related_name="clients",
+        verbose_name="Related LDAPs",
+        help_text="User type: a signing-in user is linked to the directory user with the same "
+        "username instead of a new one being created.",
+    )
 
     # What OIDC discovery found (issuer, endpoints, jwks_uri): filled on save, not a form field.
     metadata = models.JSONField(default=dict, blank=True, editable=False)
@@ -150,6 +164,7 @@ class PendingAuthorization(models.Model):
         VALIDATE = "validate", "Validate (admin session)"
         CLI = "cli", "Command line"
         API = "api", "API"
+        LOGIN = "login", "Sign-in (SSO)"
 
     class Outcome(models.TextChoices):
         PENDING = "pending", "Pending"
