@@ -60,6 +60,7 @@ def test_add_form_has_no_redirect_uri_yet_and_every_seed_field(admin_client) -> 
         "status",
         "scope_separator",
         "userinfo_endpoint",
+        "related_ldaps",
         "user_data_source",
         "username_attribute",
         "user_fields",

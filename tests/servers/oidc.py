@@ -33,6 +33,7 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
         "given_name": "Alice",
         "family_name": "Example",
         "groups": ["staff", "support"],
+        "address": {"locality": "Springfield", "country": "US"},
     },
     "bob@example.test": {
         "password": "bob-password",
@@ -192,6 +193,10 @@ class OidcServer:
         response = self.http.post("/__test/clients", json=metadata)
         if response.status_code != 200:
             raise ValueError(f"client {client_id!r} refused: {response.text}")
+
+    def set_claims(self, sub: str, claims: dict[str, Any]) -> None:
+        """Override claims of the account `sub` from now on (None removes one; {} resets)."""
+        self.http.post("/__test/claims", json={"sub": sub, "claims": claims}).raise_for_status()
 
     def stats(self) -> dict[str, Any]:
         """token (successes by grant_type), refresh_by_client, token_errors (by error code),

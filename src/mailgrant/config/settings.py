@@ -147,6 +147,12 @@ MAILGRANT_MAIL_TIMEOUT = float(os.environ.get("MAILGRANT_MAIL_TIMEOUT", "30"))
 MAILGRANT_FETCH_BATCH = int(os.environ.get("MAILGRANT_FETCH_BATCH", "200"))
 # How long a started authorization (Validate) may take.
 MAILGRANT_AUTHORIZATION_TTL = 600
+# Seconds a user create expression may run at sign-in before the sign-in is refused.
+MAILGRANT_EXPRESSION_TIMEOUT = float(os.environ.get("MAILGRANT_EXPRESSION_TIMEOUT", "1"))
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/accounts/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 DEFAULT_EXCEPTION_REPORTER_FILTER = "mailgrant.common.redaction.RedactingExceptionReporterFilter"
 

@@ -3,14 +3,18 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from mailgrant.api.api import api
+from mailgrant.sso.urls import account_urlpatterns
 
 admin.site.site_header = "mailgrant"
 admin.site.site_title = "mailgrant"
 admin.site.index_title = "OAuth2 clients for mailboxes and sign-in"
+admin.site.login_template = "sso/admin_login.html"  # the sign-in buttons above the form
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("oauth/", include("mailgrant.oauth.urls")),
+    path("", include("mailgrant.sso.urls")),
+    *account_urlpatterns,
     path("api/v1/", api.urls),
 ]

@@ -20,6 +20,7 @@ from mailgrant.oauth.services import (
     oauth_client_set_status,
 )
 from mailgrant.oauth.views import remember_binding
+from mailgrant.sso.selectors import login_icon_url
 
 GRANT_FIELDS = ["account", "state", "expires_at", "last_refresh_at", "last_error", "is_default"]
 
@@ -57,7 +58,8 @@ class OAuthClientAdmin(admin.ModelAdmin):
     list_filter = ["provider", "type", "status"]
     search_fields = ["name", "client_id", "grants__account"]
     actions = ["enable", "disable"]
-    readonly_fields = ["redirect_uri"]
+    readonly_fields = ["redirect_uri", "login_button_preview"]
+    filter_horizontal = ["related_ldaps"]
     inlines = [GrantInline]
     fieldsets = [
         (None, {"fields": ["redirect_uri", "name", "provider", "type", "status"]}),
@@ -78,11 +80,15 @@ class OAuthClientAdmin(admin.ModelAdmin):
                 "fields": [
                     "userinfo_endpoint",
                     "user_data_source",
+                    "related_ldaps",
                     "username_attribute",
                     "user_fields",
                     "user_create_expression",
                     "login_button_caption",
                     "login_button_icon",
+                    "login_button_preview",
+                    "login_button_upload",
+                    "login_button_image_clear",
                 ],
             },
         ),
@@ -121,6 +127,17 @@ class OAuthClientAdmin(admin.ModelAdmin):
             '<button type="button" class="button" data-copy="mailgrant-redirect-uri">Copy'
             '</button><div class="help">Register this exact URI at the provider.</div>',
             uri,
+        )
+
+    @admin.display(description="Login button")
+    def login_button_preview(self, client: OAuthClient) -> str:
+        if client.pk is None:
+            return "-"
+        return format_html(
+            '<span class="mailgrant-button-preview"><img src="{}" alt="" width="20" '
+            'height="20"> {}</span>',
+            client.login_button_image or login_icon_url(client=client),
+            client.login_button_caption or f"Sign in with {client.name}",
         )
 
     @admin.display(description="Grant state", ordering="default_grant_state")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from django.urls import reverse
 from mailgrant.common.fields import reveal
 from mailgrant.common.http import HttpSettings
 from mailgrant.oauth.client import Credentials
-from mailgrant.oauth.models import Grant, OAuthClient
+from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.providers import get_provider
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -128,3 +129,15 @@ def oauth_client_list(
     if status:
         clients = clients.filter(status=status)
     return clients
+
+
+def authorization_purpose(*, client_id: int, state: str) -> str | None:
+    """What a provider's answer belongs to (Validate, API, sign-in), before consuming it."""
+    if not state:
+        return None
+    state_hash = hashlib.sha256(state.encode()).hexdigest()
+    return (
+        PendingAuthorization.objects.filter(state_hash=state_hash, client_id=client_id)
+        .values_list("purpose", flat=True)
+        .first()
+    )

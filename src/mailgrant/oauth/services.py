@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from mailgrant.common.audit import actor_for, audit_record
 from mailgrant.common.http import ProxyError, validate_proxy
@@ -32,6 +33,9 @@ from mailgrant.oauth.selectors import (
     oauth_client_redirect_uri,
 )
 from mailgrant.providers import get_provider
+from mailgrant.sso.claims import ClaimPathError, claim_path_parse, user_fields_check
+from mailgrant.sso.expression import ExpressionSyntaxError, expression_compile
+from mailgrant.sso.icons import icon_name_check
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,7 @@ def oauth_client_check(*, client: OAuthClient) -> dict[str, str]:
     """Field errors of `client` as it stands, running OIDC discovery where it applies.
 
     On success the discovered metadata is left on ``client.metadata`` (not saved)."""
-    errors: dict[str, str] = {}
+    errors = _sign_in_errors(client=client)
     if client.proxy:
         try:
             validate_proxy(client.proxy)
@@ -111,6 +115,30 @@ def oauth_client_check(*, client: OAuthClient) -> dict[str, str]:
         "iss_parameter_supported": found.iss_parameter_supported,
         "token_endpoint_auth_methods": list(found.token_endpoint_auth_methods),
     }
+    return errors
+
+
+def _sign_in_errors(*, client: OAuthClient) -> dict[str, str]:
+    """The user-type fields: claim paths, the icon name, the create expression (compiled now,
+    so a syntax error shows on the form with its position, not at someone's sign-in)."""
+    errors: dict[str, str] = {}
+    if mapping_errors := user_fields_check(client.user_fields):
+        errors["user_fields"] = "; ".join(
+            message if name == "user_fields" else f"{name}: {message}"
+            for name, message in mapping_errors.items()
+        )
+    if client.username_attribute:
+        try:
+            claim_path_parse(client.username_attribute)
+        except ClaimPathError as exc:
+            errors["username_attribute"] = str(exc)
+    if icon_error := icon_name_check(client.login_button_icon):
+        errors["login_button_icon"] = icon_error
+    if client.user_create_expression.strip():
+        try:
+            expression_compile(client.user_create_expression)
+        except ExpressionSyntaxError as exc:
+            errors["user_create_expression"] = str(exc)
     return errors
 
 
@@ -219,8 +247,9 @@ def authorization_start(
             code_verifier=request.code_verifier,
             nonce=request.nonce or "",
             redirect_uri=oauth_client_redirect_uri(client=client),
+            # Only a path on this site: "//evil", "/\\evil" and absolute URLs are dropped.
             return_url=return_url
-            if return_url.startswith("/") and not return_url.startswith("//")
+            if url_has_allowed_host_and_scheme(return_url, allowed_hosts=set())
             else "",
             expected_account=login_hint,
             expires_at=now + timedelta(seconds=settings.MAILGRANT_AUTHORIZATION_TTL),
@@ -243,7 +272,7 @@ def authorization_complete(
     user: Any = None,
 ) -> Authorized:
     """Finish a Validate from the provider's redirect. Nothing changes unless it all checks out."""
-    pending = _pending_consume(client_id=client_id, state=state, bindings=bindings)
+    pending = authorization_consume(client_id=client_id, state=state, bindings=bindings)
     try:
         result = _authorization_finish(
             pending=pending,
@@ -269,7 +298,7 @@ def authorization_complete(
     return result
 
 
-def _pending_consume(
+def authorization_consume(
     *, client_id: int, state: str, bindings: Collection[str]
 ) -> PendingAuthorization:
     if not state:
@@ -318,14 +347,26 @@ def _pending_consume(
     return pending
 
 
-def _authorization_finish(
+@dataclass(frozen=True)
+class Exchanged:
+    """What the provider's answer gave once every check passed: tokens and verified claims."""
+
+    client: OAuthClient
+    endpoints: Endpoints
+    tokens: TokenSet
+    claims: dict[str, Any]
+
+
+def authorization_exchange(
     *,
     pending: PendingAuthorization,
     code: str,
-    error: str,
-    error_description: str,
-    iss: str | None,
-) -> Authorized:
+    error: str = "",
+    error_description: str = "",
+    iss: str | None = None,
+) -> Exchanged:
+    """Trade the code for tokens and check who signed in (RFC 9207 iss, ID token). Writes
+    nothing: Validate stores a grant from it, a sign-in provisions a user."""
     client = OAuthClient.objects.get(pk=pending.client_id)
     if error:
         text = f"{error}: {error_description}" if error_description else error
@@ -358,17 +399,36 @@ def _authorization_finish(
             client=client, endpoints=endpoints, tokens=tokens, nonce=pending.nonce or None
         )
     except ProviderError as exc:
-        prefix = "The provider could not be reached" if exc.transient else "The provider refused"
-        raise AuthorizationFailed(
-            f"{prefix}: {exc.message}",
-            code="provider_unreachable" if exc.transient else exc.error,
-            transient=exc.transient,
-        ) from None
+        raise _provider_failure(exc) from None
+    return Exchanged(client=client, endpoints=endpoints, tokens=tokens, claims=claims)
+
+
+def _provider_failure(exc: ProviderError) -> AuthorizationFailed:
+    prefix = "The provider could not be reached" if exc.transient else "The provider refused"
+    return AuthorizationFailed(
+        f"{prefix}: {exc.message}",
+        code="provider_unreachable" if exc.transient else exc.error,
+        transient=exc.transient,
+    )
+
+
+def _authorization_finish(
+    *,
+    pending: PendingAuthorization,
+    code: str,
+    error: str,
+    error_description: str,
+    iss: str | None,
+) -> Authorized:
+    exchanged = authorization_exchange(
+        pending=pending, code=code, error=error, error_description=error_description, iss=iss
+    )
+    claims = exchanged.claims
     account = next((str(claims[c]) for c in ACCOUNT_CLAIMS if claims.get(c)), "")
     return _grant_store_authorization(
         pending=pending,
-        client=client,
-        tokens=tokens,
+        client=exchanged.client,
+        tokens=exchanged.tokens,
         account=account,
         subject=str(claims.get("sub", "")),
     )

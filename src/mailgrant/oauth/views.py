@@ -7,6 +7,8 @@ from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from mailgrant.oauth.models import PendingAuthorization
+from mailgrant.oauth.selectors import authorization_purpose
 from mailgrant.oauth.services import AuthorizationFailed, authorization_complete
 
 SESSION_BINDINGS = "mailgrant_authorization_bindings"
@@ -24,6 +26,12 @@ def callback(request: HttpRequest, client_id: int) -> HttpResponse:
     """An admin's Validate lands back in the admin; one started through the API completes in
     whatever browser signed in (its state is the only key), which then sees a plain page."""
     params = request.GET
+    purpose = authorization_purpose(client_id=client_id, state=params.get("state", ""))
+    if purpose == PendingAuthorization.Purpose.LOGIN:
+        # The redirect URI serves sign-ins too (imported here: sso.views imports this module).
+        from mailgrant.sso.views import complete
+
+        return complete(request, client_id)
     try:
         result = authorization_complete(
             client_id=client_id,

@@ -40,6 +40,7 @@ const ACCOUNTS = {
   'alice@example.test': {
     password: 'alice-password', sub: 'alice', name: 'Alice Example', given_name: 'Alice',
     family_name: 'Example', groups: ['staff', 'support'],
+    address: { locality: 'Springfield', country: 'US' },
   },
   'bob@example.test': {
     password: 'bob-password', sub: 'bob', name: 'Bob Example', given_name: 'Bob',
@@ -50,6 +51,8 @@ const ACCOUNTS = {
     family_name: 'Example', groups: [],
   },
 };
+// Claims changed at run time (POST /__test/claims): a renamed email, a claim taken away (null).
+const claimOverrides = {};
 const BY_SUB = Object.fromEntries(
   Object.entries(ACCOUNTS).map(([email, account]) => [account.sub, { email, ...account }]),
 );
@@ -135,7 +138,7 @@ const provider = new Provider(ISSUER, {
     return {
       accountId: id,
       async claims() {
-        return {
+        const claims = {
           sub: id,
           email: account.email,
           email_verified: true,
@@ -144,7 +147,11 @@ const provider = new Provider(ISSUER, {
           family_name: account.family_name,
           preferred_username: account.email,
           groups: account.groups,
+          ...(account.address ? { address: account.address } : {}),
+          ...(claimOverrides[id] || {}),
         };
+        for (const [name, value] of Object.entries(claims)) if (value === null) delete claims[name];
+        return claims;
       },
     };
   },
@@ -153,9 +160,10 @@ const provider = new Provider(ISSUER, {
     email: ['email', 'email_verified'],
     profile: ['name', 'given_name', 'family_name', 'preferred_username'],
     groups: ['groups'],
+    address: ['address'],
   },
   // A scope not listed here is silently dropped from the request.
-  scopes: ['openid', 'offline_access', 'email', 'profile', 'groups', 'mail'],
+  scopes: ['openid', 'offline_access', 'email', 'profile', 'groups', 'address', 'mail'],
   // Put the scope's claims in the ID token too (not only at userinfo).
   conformIdTokenClaims: false,
   // S256 is the only method oidc-provider 9 knows; this makes it mandatory for every client.
@@ -255,6 +263,16 @@ const control = {
       ctx.status = 400;
       ctx.body = { error: err.error || 'invalid_request', error_description: err.error_description || err.message };
     }
+  },
+  'POST /__test/claims': async (ctx) => {
+    const { sub, claims } = await jsonBody(ctx);
+    if (!BY_SUB[sub] || typeof claims !== 'object' || claims === null) {
+      ctx.status = 400;
+      ctx.body = { error: 'needs a known sub and a claims object ({} resets)' };
+      return;
+    }
+    claimOverrides[sub] = Object.keys(claims).length ? claims : undefined;
+    ctx.body = { sub, claims: claimOverrides[sub] || {} };
   },
   'GET /__test/stats': (ctx) => { ctx.body = stats; },
   'POST /__test/stats/reset': (ctx) => { resetStats(); ctx.body = stats; },

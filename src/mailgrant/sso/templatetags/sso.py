@@ -1,0 +1,16 @@
+from typing import Any
+
+from django import template
+
+from mailgrant.sso.selectors import login_buttons
+
+register = template.Library()
+
+
+@register.inclusion_tag("sso/buttons.html", takes_context=True)
+def sso_login_buttons(context: Any, next_url: str = "") -> dict[str, Any]:
+    return {
+        "buttons": login_buttons(),
+        "next_url": next_url,
+        "csrf_token": context.get("csrf_token"),
+    }

@@ -1,0 +1,65 @@
+"""Sign-in buttons: start at the provider, come back through the client's redirect URI."""
+
+from __future__ import annotations
+
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from mailgrant.oauth.models import OAuthClient
+from mailgrant.oauth.views import SESSION_BINDINGS, remember_binding
+from mailgrant.sso.selectors import sso_login_client
+from mailgrant.sso.services import LoginRefused, sso_login_complete, sso_login_start
+
+
+@never_cache
+@require_POST
+def start(request: HttpRequest, client_id: int) -> HttpResponse:
+    try:
+        client = sso_login_client(client_id=client_id)
+    except OAuthClient.DoesNotExist:
+        raise Http404("No such sign-in.") from None
+    try:
+        started = sso_login_start(client=client, next_url=request.POST.get("next", ""))
+    except LoginRefused as exc:
+        return refused(request, exc.message)
+    remember_binding(request, started.binding)
+    return HttpResponseRedirect(started.url)
+
+
+def complete(request: HttpRequest, client_id: int) -> HttpResponse:
+    """Called by the client's redirect URI (mailgrant.oauth.views.callback) for a sign-in."""
+    params = request.GET
+    try:
+        signed_in = sso_login_complete(
+            client_id=client_id,
+            state=params.get("state", ""),
+            bindings=request.session.get(SESSION_BINDINGS, []),
+            code=params.get("code", ""),
+            error=params.get("error", ""),
+            error_description=params.get("error_description", ""),
+            iss=params.get("iss"),
+        )
+    except LoginRefused as exc:
+        return refused(request, exc.message)
+    login(request, signed_in.user, backend="django.contrib.auth.backends.ModelBackend")
+    default = reverse("admin:index") if signed_in.user.is_staff else reverse("sso:signed_in")
+    return HttpResponseRedirect(signed_in.return_url or default)
+
+
+def refused(request: HttpRequest, message: str) -> HttpResponse:
+    return render(
+        request,
+        "sso/refused.html",
+        {"message": message, "login_url": reverse("login")},
+        status=403,
+    )
+
+
+@login_required
+def signed_in(request: HttpRequest) -> HttpResponse:
+    return render(request, "sso/signed_in.html")
