@@ -259,3 +259,22 @@ def test_the_provider_refusing_consent_is_reported(
     response = browser.get(callback_path(redirect))
     assert response.status_code == 403 and "access_denied" in page_text(response)
     assert not User.objects.exists()
+
+
+def test_sign_in_logs_and_pages_hold_no_secret_code_or_token(
+    browser: Client, oidc: Any, sso_client: Any, caplog: Any
+) -> None:
+    secret = "canary-sso-client-secret-5e0c2a"
+    client = sso_client(client_secret=secret)
+    caplog.set_level("DEBUG")
+    url = sign_in_start(browser, client)
+    redirect = oidc.login_headless(url, login="carol@example.test", password="carol-password")
+    code = query_of(redirect)["code"]
+    refused = browser.get(callback_path(redirect))
+    assert refused.status_code == 403
+    pages = page_text(refused) + page_text(browser.get("/accounts/login/"))
+    audit = " ".join(AuditEvent.objects.values_list("message", flat=True))
+    for text, where in ((caplog.text, "logs"), (pages, "pages"), (audit, "audit rows")):
+        assert secret not in text, where
+        assert code not in text, where
+
