@@ -299,7 +299,7 @@ def _expression_decide(
         raise LoginRefused(
             f"The user create expression of {client.name} failed: {exc}", code="expression_error"
         ) from None
-    if not outcome.create:
+    if not outcome.decision:
         raise LoginRefused(
             f"The user create expression of {client.name} does not allow an account for "
             f"{user.get('username')}.",
