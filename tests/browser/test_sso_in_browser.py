@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 User = get_user_model()
 EXPRESSION = (
-    'claims.email.endsWith("@example.test") && "support" in claims.groups '
-    '? {"is_staff": "staff" in claims.groups} : false'
+    '{"create": claims.email.endsWith("@example.test") && "support" in claims.groups, '
+    '"is_staff": "staff" in claims.groups}'
 )
 
 

@@ -278,3 +278,20 @@ def test_sign_in_logs_and_pages_hold_no_secret_code_or_token(
         assert secret not in text, where
         assert code not in text, where
 
+
+
+def test_an_expression_cannot_make_a_superuser_or_break_the_sign_in(
+    browser: Client, oidc: Any, sso_client: Any
+) -> None:
+    client = sso_client(user_create_expression='{"is_superuser": true}')
+    response = sign_in(browser, oidc, client)
+    assert response.status_code == 403
+    assert "sets 'is_superuser', which a sign-in may not set" in page_text(response)
+
+    client.user_create_expression = 'claims.department == "Support"'  # no such claim
+    client.save()
+    response = sign_in(Client(), oidc, client)
+    assert response.status_code == 403
+    assert "user create expression of Example sign-in failed" in page_text(response)
+    assert "department" in page_text(response)
+    assert not User.objects.exists()
