@@ -97,7 +97,5 @@ def test_a_person_the_expression_rejects_sees_why_and_no_user_exists(
     page.click("button.mailgrant-sso-button")
     _sign_in_at_provider(page, oidc, "carol@example.test")
     page.wait_for_selector("#sso-refusal")
-    assert "does not allow an account for carol@example.test" in page.text_content(
-        "#sso-refusal"
-    )
+    assert "does not allow an account for carol@example.test" in page.text_content("#sso-refusal")
     assert not User.objects.exists()

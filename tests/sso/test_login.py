@@ -182,9 +182,7 @@ def test_a_missing_claim_leaves_its_field_empty_and_a_missing_username_refuses(
     assert User.objects.count() == 1
 
 
-def test_forged_and_replayed_state_are_refused(
-    browser: Client, oidc: Any, sso_client: Any
-) -> None:
+def test_forged_and_replayed_state_are_refused(browser: Client, oidc: Any, sso_client: Any) -> None:
     client = sso_client()
     url = sign_in_start(browser, client)
     redirect = oidc.login_headless(url, login="alice@example.test", password="alice-password")
@@ -277,7 +275,6 @@ def test_sign_in_logs_and_pages_hold_no_secret_code_or_token(
     for text, where in ((caplog.text, "logs"), (pages, "pages"), (audit, "audit rows")):
         assert secret not in text, where
         assert code not in text, where
-
 
 
 def test_an_expression_cannot_make_a_superuser_or_break_the_sign_in(

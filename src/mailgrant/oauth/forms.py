@@ -31,9 +31,7 @@ class OAuthClientForm(forms.ModelForm):
         help_text=f"PNG, JPEG, GIF or WebP up to {MAX_IMAGE_BYTES // 1024} KB; shown instead "
         "of the named icon.",
     )
-    login_button_image_clear = forms.BooleanField(
-        label="Remove the uploaded image", required=False
-    )
+    login_button_image_clear = forms.BooleanField(label="Remove the uploaded image", required=False)
 
     class Meta:
         model = OAuthClient
@@ -78,9 +76,9 @@ class OAuthClientForm(forms.ModelForm):
             for p in PROVIDERS.values()
         )
 
-        self.fields["login_button_icon"].help_text = (
-            f"A named icon: {', '.join(ICONS)}. Empty: the provider's."
-        )
+        self.fields[
+            "login_button_icon"
+        ].help_text = f"A named icon: {', '.join(ICONS)}. Empty: the provider's."
 
     def clean_login_button_upload(self) -> str:
         upload = self.cleaned_data.get("login_button_upload")

@@ -230,8 +230,7 @@ def _plan_for(*, client: OAuthClient, claims: dict[str, Any]) -> _Plan:
         username = field_value("username", claim_at(claims, path))
     except ClaimMissing:
         raise LoginRefused(
-            f"The provider sent no {path!r} claim, which names the user here (username "
-            "attribute).",
+            f"The provider sent no {path!r} claim, which names the user here (username attribute).",
             code="username_missing",
         ) from None
     except (ClaimTypeError, ClaimPathError) as exc:
