@@ -43,7 +43,7 @@ ADMIN_DN = f"cn=admin,{SUFFIX}"
 ADMIN_PASSWORD = "slapd-admin-password"
 # What mailgrant binds as: it may read the people, nothing else.
 BIND_DN = f"cn=mailgrant,{SUFFIX}"
-BIND_PASSWORD = "mailgrant-bind-password"
+BIND_PASSWORD = "canary-bind-password-5e0c41"  # must never show anywhere in mailgrant
 USER_FILTER = "(objectClass=inetOrgPerson)"
 DISABLED_FILTER = "(employeeType=disabled)"
 
@@ -65,9 +65,7 @@ class Person:
 PEOPLE = [
     Person("alice", "Alice", "Example", "alice@example.test", "alice-directory-password"),
     Person("bob", "Bob", "Example", "bob@example.test", "bob-directory-password"),
-    Person(
-        "carol", "Carol", "Example", "carol@example.test", "carol-directory-password", True
-    ),
+    Person("carol", "Carol", "Example", "carol@example.test", "carol-directory-password", True),
 ]
 
 
