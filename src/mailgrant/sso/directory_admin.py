@@ -105,6 +105,13 @@ class LdapDirectoryAdmin(admin.ModelAdmin):
             user=request.user,
         )
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Its accounts go with the directory (their users stay): no delete permission of their
+        # own is asked for (they have none: the list is read-only).
+        perms_needed.discard(DirectoryAccount._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
     def delete_model(self, request: HttpRequest, obj: LdapDirectory) -> None:
         ldap_directory_delete(directory=obj, user=request.user)
 
