@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,11 @@ ADMIN_PASSWORD = "slapd-admin-password"
 # What mailgrant binds as: it may read the people, nothing else.
 BIND_DN = f"cn=mailgrant,{SUFFIX}"
 BIND_PASSWORD = "canary-bind-password-5e0c41"  # must never show anywhere in mailgrant
+# Another reader, under the server's global size limit: how a directory that caps what one
+# search returns looks to a sync.
+LIMITED_BIND_DN = f"cn=limited-reader,{SUFFIX}"
+LIMITED_BIND_PASSWORD = "limited-reader-password"
+SIZE_LIMIT = 12
 USER_FILTER = "(objectClass=inetOrgPerson)"
 DISABLED_FILTER = "(employeeType=disabled)"
 
@@ -165,7 +171,8 @@ def _make_certificates(root: Path) -> str:
 
 
 class SlapdServer:
-    def __init__(self) -> None:
+    def __init__(self, *, extra_people: Sequence[Person] = ()) -> None:
+        """PEOPLE, plus `extra_people` in the initial load (for a benchmark's thousands)."""
         self.root = Path(tempfile.mkdtemp(prefix="mg-slapd-"))
         self.port, self.ldaps_port = free_port(), free_port()
         self.uri = f"ldap://127.0.0.1:{self.port}"
@@ -174,7 +181,7 @@ class SlapdServer:
         (self.root / "db").mkdir()
         self.config = self.root / "slapd.conf"
         self.config.write_text(self._config())
-        (self.root / "seed.ldif").write_text(self._seed())
+        (self.root / "seed.ldif").write_text(self._seed(extra_people))
         loaded = subprocess.run(
             [SLAPADD, "-q", "-f", str(self.config), "-l", str(self.root / "seed.ldif")],
             stdin=subprocess.DEVNULL,
@@ -211,6 +218,7 @@ moduleload back_mdb
 TLSCACertificateFile {r}/ca.crt
 TLSCertificateFile {r}/server.crt
 TLSCertificateKeyFile {r}/server.key
+sizelimit {SIZE_LIMIT}
 database mdb
 maxsize 67108864
 suffix "{SUFFIX}"
@@ -219,17 +227,19 @@ rootpw {ADMIN_PASSWORD}
 directory {r}/db
 index objectClass eq
 index uid,mail eq
+limits dn.exact="{BIND_DN}" size=unlimited
 access to attrs=userPassword
   by anonymous auth
   by self read
   by * none
 access to *
   by dn.exact="{BIND_DN}" read
+  by dn.exact="{LIMITED_BIND_DN}" read
   by self read
   by * none
 """
 
-    def _seed(self) -> str:
+    def _seed(self, extra_people: Sequence[Person]) -> str:
         entries = [
             (
                 SUFFIX,
@@ -244,8 +254,16 @@ access to *
                     "userPassword": [ssha(BIND_PASSWORD)],
                 },
             ),
+            (
+                LIMITED_BIND_DN,
+                {
+                    "objectClass": ["organizationalRole", "simpleSecurityObject"],
+                    "cn": ["limited-reader"],
+                    "userPassword": [ssha(LIMITED_BIND_PASSWORD)],
+                },
+            ),
         ]
-        entries += [(p.dn, person_attributes(p)) for p in PEOPLE]
+        entries += [(p.dn, person_attributes(p)) for p in [*PEOPLE, *extra_people]]
         return "".join(_ldif(dn, attributes) for dn, attributes in entries)
 
     # --- changing the people while the server runs (as the directory's administrator) --------

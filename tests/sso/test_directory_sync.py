@@ -264,3 +264,24 @@ def test_a_bind_dn_needs_a_password_and_filters_get_their_parentheses(db) -> Non
         directory.bind_password is not None
         and directory.bind_password.reveal() == "a-password-here"
     )
+
+
+def test_a_search_cut_short_by_a_size_limit_fails_and_disables_no_one(
+    make_directory, directory_people
+) -> None:
+    limited = make_directory(
+        name="limited", bind_dn=peer.LIMITED_BIND_DN, bind_password=peer.LIMITED_BIND_PASSWORD
+    )
+    assert ldap_directory_sync(directory=limited).created == 3
+    for n in range(peer.SIZE_LIMIT):
+        directory_people.add_person(
+            peer.Person(f"extra{n}", "Extra", f"Person {n}", f"extra{n}@example.test", "pw")
+        )
+    result = ldap_directory_sync(directory=limited)
+    assert not result.ok and "sizeLimitExceeded" in result.error
+    assert "size=unlimited" in result.error
+    assert User.objects.filter(is_active=True).count() == 2  # alice and bob, as before
+    # the reader the server lets read everyone gets them all, page by page
+    everyone = make_directory(name="everyone")
+    assert ldap_directory_sync(directory=everyone).conflicts == ["alice", "bob", "carol"]
+    assert DirectoryAccount.objects.filter(directory=everyone).count() == peer.SIZE_LIMIT

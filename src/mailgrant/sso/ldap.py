@@ -247,6 +247,14 @@ def _search_failed(config: DirectoryConfig, result: dict[str, object], base: str
         return LdapError(f"The base DN {base!r} does not exist on the server.", kind="base_dn")
     if description == "invalidDNSyntax":
         return LdapError(f"The base DN {base!r} is not a valid DN.", kind="base_dn")
+    if description in {"sizeLimitExceeded", "timeLimitExceeded", "adminLimitExceeded"}:
+        # Half a list must never pass for the whole one: a sync would disable the rest.
+        return LdapError(
+            f"{_where(config)} stopped the search of {base!r} at a limit ({description}): let "
+            'the bind DN read every person (OpenLDAP: limits dn.exact="<bind DN>" '
+            "size=unlimited), or narrow the user filter.",
+            kind="search",
+        )
     if description in {"insufficientAccessRights", "inappropriateAuthentication"}:
         return LdapError(f"The bind DN may not read {base!r} ({description}).", kind="search")
     message = str(result.get("message", "")).strip()
@@ -268,7 +276,7 @@ def _paged(
     cookie: bytes | None = None
     while True:
         try:
-            ok = conn.search(
+            conn.search(
                 base,
                 search_filter,
                 search_scope=scope,
@@ -288,7 +296,9 @@ def _paged(
         except OSError as exc:
             raise _communication_error(config, exc) from None
         result = conn.result or {}
-        if not ok and result.get("description") != "success":
+        # Only "success" is the whole answer: ldap3 also returns True for sizeLimitExceeded,
+        # with the entries up to the limit.
+        if result.get("description") != "success":
             if scope == BASE and result.get("description") == "noSuchObject":
                 return
             raise _search_failed(config, result, base)
