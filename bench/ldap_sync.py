@@ -48,12 +48,12 @@ def main() -> None:
     django.setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
+    from tests.servers import slapd as peer
 
     from mailgrant.sso import ldap
     from mailgrant.sso.directory_selectors import ldap_directory_config
     from mailgrant.sso.directory_services import ldap_directory_save, ldap_directory_sync
     from mailgrant.sso.models import DirectoryAccount, LdapDirectory
-    from tests.servers import slapd as peer
 
     call_command("migrate", verbosity=0)
     extra = [
