@@ -31,7 +31,6 @@ class LdapDirectoryAdmin(admin.ModelAdmin):
         "name",
         "server_uri",
         "status",
-        "show_in_login",
         "last_sync_at",
         "last_sync_summary",
         "error",
