@@ -124,12 +124,32 @@ def test_errors_are_clear_and_never_carry_the_password(config) -> None:
     assert "not a valid LDAP filter" in messages["filter"]
 
 
-def test_plain_ldap_to_the_tls_port_is_an_error_not_a_hang(config, directory_people) -> None:
-    port = directory_people.ldaps_uri.rsplit(":", 1)[1]
-    wrong = dataclasses.replace(config, server_uri=f"ldap://127.0.0.1:{port}", timeout=3)
+def test_the_wrong_port_for_the_security_is_an_error_not_a_hang(config, directory_people) -> None:
+    tls_port = directory_people.ldaps_uri.rsplit(":", 1)[1]
+    plain_to_tls = dataclasses.replace(config, server_uri=f"ldap://127.0.0.1:{tls_port}", timeout=3)
     with pytest.raises(ldap.LdapError) as caught:
-        ldap.count_people(wrong)
-    assert caught.value.kind == "unreachable"
+        ldap.count_people(plain_to_tls)
+    assert caught.value.kind == "unreachable" and "closed the connection" in caught.value.message
+    tls_to_plain = dataclasses.replace(
+        config,
+        server_uri=directory_people.uri.replace("ldap://", "ldaps://"),
+        security="ldaps",
+        verify_ssl=False,
+        timeout=3,
+    )
+    with pytest.raises(ldap.LdapError) as caught:
+        ldap.count_people(tls_to_plain)
+    assert caught.value.kind == "tls" and "is it a plain LDAP port?" in caught.value.message
+
+
+def test_anonymous_and_password_less_binds(config) -> None:
+    anonymous = dataclasses.replace(config, bind_dn="", bind_password="")
+    with pytest.raises(ldap.LdapError) as caught:  # the test slapd shows anonymous nothing
+        ldap.count_people(anonymous)
+    assert "an anonymous bind may not see it" in caught.value.message
+    with pytest.raises(ldap.LdapError) as caught:
+        ldap.count_people(dataclasses.replace(config, bind_password=""))
+    assert caught.value.message == "The bind DN needs its password."
 
 
 def test_checks_without_a_server() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -169,8 +170,9 @@ def _communication_error(config: DirectoryConfig, exc: Exception) -> LdapError:
             "Verify SSL off for a test.",
             kind="tls",
         )
-    if isinstance(exc, ldap_errors.LDAPStartTLSError | ssl.SSLError):
-        return LdapError(f"TLS with {_where(config)} failed: {_short(text)}", kind="tls")
+    if isinstance(exc, ldap_errors.LDAPStartTLSError | ssl.SSLError) or "ssl" in text.lower():
+        hint = " (is it a plain LDAP port?)" if "EOF" in text else ""
+        return LdapError(f"TLS with {_where(config)} failed: {_short(text)}{hint}", kind="tls")
     if isinstance(exc, ldap_errors.LDAPSocketReceiveError) or "timed out" in text:
         return LdapError(
             f"{_where(config)} did not answer within {config.timeout:g} s.", kind="unreachable"
@@ -185,11 +187,14 @@ def _communication_error(config: DirectoryConfig, exc: Exception) -> LdapError:
 
 
 def _short(text: str) -> str:
+    text = re.sub(r"\s*\(_ssl\.c:\d+\)?", "", text)
     return text.strip(" '\"(),").replace("\\'", "'")[:200]
 
 
 def _bind(config: DirectoryConfig, *, user: str, password: str) -> Connection:
     """An open connection (TLS as configured) bound as `user`; anonymous when both are empty."""
+    if user and not password:
+        raise LdapError("The bind DN needs its password.", kind="config")
     conn = Connection(
         _server(config),
         user=user or None,
@@ -244,7 +249,10 @@ def _service_bind(config: DirectoryConfig) -> Connection:
 def _search_failed(config: DirectoryConfig, result: dict[str, object], base: str) -> LdapError:
     description = str(result.get("description", "error"))
     if description == "noSuchObject":
-        return LdapError(f"The base DN {base!r} does not exist on the server.", kind="base_dn")
+        hint = "" if config.bind_dn else " (or an anonymous bind may not see it: give a bind DN)"
+        return LdapError(
+            f"The base DN {base!r} does not exist on the server{hint}.", kind="base_dn"
+        )
     if description == "invalidDNSyntax":
         return LdapError(f"The base DN {base!r} is not a valid DN.", kind="base_dn")
     if description in {"sizeLimitExceeded", "timeLimitExceeded", "adminLimitExceeded"}:
