@@ -165,6 +165,27 @@ def mail_grant(oidc_client: Any, validate_headless: Any) -> Any:
     return validate_headless(client).grant
 
 
+# --- the real directory (Debian's slapd) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[Any]:
+    from tests.peers import require
+    from tests.servers.slapd import SlapdServer, slapd_available
+
+    available, reason = slapd_available()
+    require(available, reason)
+    with SlapdServer() as server:
+        yield server
+
+
+@pytest.fixture
+def directory_people(slapd: Any) -> Any:
+    """The test slapd with exactly its seed people again (alice, bob, carol disabled)."""
+    slapd.reset_people()
+    return slapd
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The throwaway MAILGRANT_HOME of this run (tests/settings.py made it) goes too."""
     import shutil

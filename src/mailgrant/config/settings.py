@@ -111,6 +111,12 @@ def _database(url: str | None) -> dict[str, Any]:
 DATABASES = {"default": _database(os.environ.get("MAILGRANT_DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Directory people of "show in login" LDAP directories sign in with their directory password.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "mailgrant.sso.backends.DirectoryBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -145,6 +151,8 @@ MAILGRANT_REFRESH_MARGIN = int(os.environ.get("MAILGRANT_REFRESH_MARGIN", "300")
 # Mail servers: seconds per network operation; messages per fetch batch (one commit, one sync).
 MAILGRANT_MAIL_TIMEOUT = float(os.environ.get("MAILGRANT_MAIL_TIMEOUT", "30"))
 MAILGRANT_FETCH_BATCH = int(os.environ.get("MAILGRANT_FETCH_BATCH", "200"))
+# LDAP directories: seconds to connect and per operation.
+MAILGRANT_LDAP_TIMEOUT = float(os.environ.get("MAILGRANT_LDAP_TIMEOUT", "15"))
 # How long a started authorization (Validate) may take.
 MAILGRANT_AUTHORIZATION_TTL = 600
 # Seconds a user create expression may run at sign-in before the sign-in is refused.

@@ -1,6 +1,7 @@
-"""Polling incoming mailboxes on their interval. Each mailbox is claimed through the database
-(a conditional update of next_poll_at), so several pollers never fetch the same mailbox at
-once, and one broken mailbox never stops the others."""
+"""Polling incoming mailboxes on their interval, and syncing LDAP directories on theirs. Each
+mailbox is claimed through the database (a conditional update of next_poll_at), so several
+pollers never fetch the same mailbox at once, and one broken mailbox never stops the others;
+directories are claimed and isolated the same way, and neither kind of work stops the other."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.services import MailboxError, mailbox_fetch
+from mailgrant.sso.directory_services import SyncResult, ldap_directories_sync_due
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +68,19 @@ def poll_once() -> list[PollOutcome]:
     return outcomes
 
 
+def sync_directories_once() -> list[SyncResult]:
+    """Sync every LDAP directory that is due (each isolated from the others)."""
+    return ldap_directories_sync_due()
+
+
 def run(stop: threading.Event, *, tick: float = 5.0) -> None:
-    """Poll until `stop` is set, waking every `tick` seconds."""
+    """Poll (mailboxes, then directories) until `stop` is set, waking every `tick` seconds."""
     while not stop.is_set():
-        try:
-            poll_once()
-        except Exception:
-            log.exception("Polling failed; trying again in %s s", tick)
-        finally:
-            close_old_connections()
+        for work in (poll_once, sync_directories_once):
+            try:
+                work()
+            except Exception:
+                log.exception("%s failed; trying again in %s s", work.__name__, tick)
+            finally:
+                close_old_connections()
         stop.wait(tick)

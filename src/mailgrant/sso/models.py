@@ -35,6 +35,12 @@ class LdapDirectory(models.Model):
     )
     security = models.CharField(max_length=10, choices=Security.choices, default=Security.STARTTLS)
     verify_ssl = models.BooleanField("Verify SSL", default=True)
+    ca_certificate = models.TextField(
+        "CA certificate",
+        blank=True,
+        help_text="PEM of the CA that signed the server's certificate, when the system does not "
+        "trust it already (an internal CA). Empty: the system's CAs.",
+    )
     bind_dn = models.CharField("Bind DN", max_length=500, blank=True)
     bind_password = SealedField(
         blank=True, help_text="Write-only: stored encrypted, never shown again."
