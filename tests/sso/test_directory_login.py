@@ -110,7 +110,8 @@ def test_a_person_gone_from_the_directory_is_disabled_at_sign_in(
     directory = make_directory()
     ldap_directory_sync(directory=directory)
     directory_people.delete(BOB.dn)
-    assert directory_account_for_login(directories=[directory], username="bob") is None
+    with pytest.raises(DirectoryUserDisabled):
+        directory_account_for_login(directories=[directory], username="bob")
     assert DirectoryAccount.objects.get(username="bob").is_disabled
     assert not User.objects.get(username="bob").is_active
 

@@ -525,7 +525,11 @@ def directory_account_for_login(
                 return fallback
             continue
         if entry is None:
-            _disable_vanished(directory=directory, username=username)
+            # Someone the directory once listed and no longer does is a person who left, not
+            # a stranger: refused like a disabled one, not offered to the create expression.
+            if directory_account_find(directory=directory, username=username) is not None:
+                _disable_vanished(directory=directory, username=username)
+                raise DirectoryUserDisabled(directory=directory.name, username=username)
             continue
         _, account = _refresh_account(
             directory=directory, entry=entry, mapping=mapping, actor="sso"
