@@ -95,3 +95,24 @@ def test_a_person_the_directory_never_knew_goes_to_the_expression(
     assert response.status_code == 403
     assert "does not create unknown users" in page_text(response)
     assert not SsoIdentity.objects.exists()
+
+
+def test_the_login_pages_name_the_directories_shown_in_login(make_directory: Any) -> None:
+    make_directory(name="Corp directory", show_in_login=True)
+    make_directory(name="Hidden directory", show_in_login=False)
+    for url in ("/admin/login/", "/accounts/login/"):
+        html = Client().get(url).content.decode()
+        assert "Directory accounts (Corp directory) sign in below" in html, url
+        assert "Hidden directory" not in html
+
+
+def test_a_directory_person_signs_in_on_the_login_page_with_the_directory_password(
+    make_directory: Any,
+) -> None:
+    make_directory(name="Corp directory", show_in_login=True)
+    browser = Client()
+    response = browser.post("/accounts/login/", {"username": "alice", "password": ALICE.password})
+    assert response.status_code == 302 and response["Location"] == "/accounts/"
+    assert "Signed in as alice" in browser.get("/accounts/").content.decode()
+    refused = Client().post("/accounts/login/", {"username": "carol", "password": CAROL.password})
+    assert refused.status_code == 200 and "_auth_user_id" not in refused.client.session

@@ -2,6 +2,7 @@ from typing import Any
 
 from django import template
 
+from mailgrant.sso.directory_selectors import ldap_directories_for_login
 from mailgrant.sso.selectors import login_buttons
 
 register = template.Library()
@@ -11,6 +12,7 @@ register = template.Library()
 def sso_login_buttons(context: Any, next_url: str = "") -> dict[str, Any]:
     return {
         "buttons": login_buttons(),
+        "directories": [d.name for d in ldap_directories_for_login()],
         "next_url": next_url,
         "csrf_token": context.get("csrf_token"),
     }
