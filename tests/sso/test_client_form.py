@@ -5,6 +5,7 @@ in the admin and through the service the API and CLI share."""
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -122,3 +123,19 @@ def test_a_bad_upload_is_refused(admin_client, name, content, words) -> None:
     response = _post(admin_client, _user_form(login_button_upload=upload))
     assert response.status_code == 200 and words in response.content.decode()
     assert not OAuthClient.objects.exists()
+
+
+def test_an_expression_syntax_error_is_a_form_error_naming_its_position(admin_client) -> None:
+    response = _post(
+        admin_client, _user_form(user_create_expression='claims.email.endsWith("@x" &&')
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert re.search(r"line 1, column \d+", html), html[:3000]
+    assert not OAuthClient.objects.exists()
+
+
+def test_an_expression_with_an_unknown_variable_is_refused_on_save(make_client) -> None:
+    with pytest.raises(OAuthClientInvalid) as caught:
+        make_client(type="user", user_create_expression='request.user == "admin"')
+    assert "request" in caught.value.errors["user_create_expression"]
