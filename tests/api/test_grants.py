@@ -125,3 +125,28 @@ def test_mailbox_rules_of_the_form_hold_in_the_api(api, body, field) -> None:
     assert problem["code"] == "validation_error"
     assert [f["field"] for f in problem["fields"]] == [field]
     assert not Mailbox.objects.exists()
+
+
+def test_authorize_a_mailbox_account(api, make_client) -> None:
+    client = make_client(name="c")
+    created = api.post(
+        "/mailboxes",
+        {"name": "m", "host": "h", "port": 993, "username": "m@example.test",
+         "oauth_client": client.pk},
+    )  # fmt: skip
+    mailbox_id = created.json()["id"]
+    started = api.post(f"/mailboxes/{mailbox_id}/authorize")
+    assert started.status_code == 201, started.content
+    assert "login_hint=m%40example.test" in started.json()["authorize_url"]
+    mailbox = Mailbox.objects.get()
+    pending = PendingAuthorization.objects.get(pk=started.json()["authorization_id"])
+    assert (pending.grant_id, pending.purpose) == (mailbox.grant_id, "api")
+    assert api.get(f"/authorizations/{pending.pk}").json()["outcome"] == "pending"
+    password = api.post(
+        "/mailboxes",
+        {"name": "p", "host": "h", "port": 993, "username": "p", "auth_method": "password",
+         "password": "pw-value"},
+    )  # fmt: skip
+    refused = api.post(f"/mailboxes/{password.json()['id']}/authorize")
+    assert refused.status_code == 422 and refused.json()["code"] == "config"
+    assert api.post("/mailboxes/999999/authorize").status_code == 404

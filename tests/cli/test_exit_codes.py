@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
+from mailgrant.mailboxes.models import Mailbox
 from mailgrant.oauth.models import Grant, OAuthClient
 from tests.cli.conftest import MAILGRANT, assert_failed, assert_usage
 from tests.servers.oidc import ACCOUNTS
@@ -132,3 +133,35 @@ def test_validate_wait_in_any_browser(mailgrant, oidc, oidc_client, approve) -> 
         assert not Grant.objects.filter(state="authorized").exists()
     secret = OAuthClient.objects.get(pk=client.pk).client_secret.reveal()
     assert "Traceback" not in stderr and secret not in stdout + stderr
+
+
+@pytest.mark.integration
+def test_mailbox_authorize_wait(mailgrant, oidc, oidc_client) -> None:
+    client = oidc_client(name="generic")
+    added = mailgrant("mailbox", "add", "--name", "alice", "--host", "127.0.0.1", "--port", "1",
+                      "--username", "alice@example.test", "--oauth-client", "generic")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    process = subprocess.Popen(
+        [MAILGRANT, "mailbox", "authorize", "alice", "--wait"],
+        env=mailgrant.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    timer = threading.Timer(120, process.kill)
+    timer.start()
+    try:
+        url = process.stdout.readline().strip()
+        assert "login_hint=alice%40example.test" in url
+        redirect = oidc.login_headless(
+            url, login="alice@example.test", password=ACCOUNTS["alice@example.test"]["password"]
+        )
+        assert Client().get(redirect[redirect.index("/oauth/") :]).status_code == 200
+        stdout, stderr = process.communicate()
+    finally:
+        timer.cancel()
+        process.kill()
+    assert process.returncode == 0, stderr
+    grant = Mailbox.objects.get().grant
+    assert grant.client_id == client.pk and grant.state == "authorized"
+    assert stdout.endswith(f"Authorized as alice@example.test (grant {grant.pk}).\n")

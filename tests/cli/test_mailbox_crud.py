@@ -8,6 +8,7 @@ from django.core.management.base import CommandError
 
 from mailgrant.common.models import AuditEvent
 from mailgrant.mailboxes.models import Mailbox
+from mailgrant.oauth.models import PendingAuthorization
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +141,22 @@ def test_delete(cli, make_client) -> None:
     cli("mailbox", "delete", "support", "--yes")
     assert not Mailbox.objects.exists()
     assert AuditEvent.objects.filter(action="mailbox.deleted").count() == 2
+
+
+def test_authorize_prints_the_url_for_the_mailbox_account(cli, make_client) -> None:
+    make_client(name="Google")
+    cli(*IMAP, "--oauth-client", "Google")
+    started = cli("mailbox", "authorize", "support")
+    assert started.stdout.startswith("https://provider.invalid/authorize?")
+    assert "login_hint=support%40example.test" in started.stdout
+    assert started.stdout.count("\n") == 1 and "Open this URL" in started.stderr
+    mailbox = Mailbox.objects.get()
+    assert mailbox.grant.account == "support@example.test" and not mailbox.grant.is_default
+    pending = PendingAuthorization.objects.get()
+    assert (pending.grant_id, pending.purpose) == (mailbox.grant_id, "cli")
+    cli("mailbox", "update", "support", "--auth-method", "password", "--oauth-client", "",
+        "--grant", "", "--password-stdin", stdin="pw")  # fmt: skip
+    with pytest.raises(CommandError, match="Choose the OAuth client this mailbox logs in with"):
+        cli("mailbox", "authorize", "support")
+    with pytest.raises(CommandError, match="No mailbox named 'nope'"):
+        cli("mailbox", "authorize", "nope")

@@ -39,6 +39,7 @@ from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.services import (
     Attachment,
     compose,
+    mailbox_authorize_start,
     mailbox_delete,
     mailbox_fetch,
     mailbox_save,
@@ -49,6 +50,7 @@ from mailgrant.mailboxes.services import (
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.oauth.selectors import grant_list, oauth_client_list, oauth_client_public
 from mailgrant.oauth.services import (
+    StartedAuthorization,
     authorization_start,
     grant_delete,
     grant_refresh,
@@ -161,14 +163,15 @@ def validate_client(request: HttpRequest, client_id: int) -> Any:
         grant=grant,
         login_hint=body.login_hint if body else "",
     )
-    return Status(
-        201,
-        {
-            "authorization_id": started.pending.pk,
-            "authorize_url": started.url,
-            "expires_at": started.pending.expires_at,
-        },
-    )
+    return Status(201, _started_out(started))
+
+
+def _started_out(started: StartedAuthorization) -> dict[str, Any]:
+    return {
+        "authorization_id": started.pending.pk,
+        "authorize_url": started.url,
+        "expires_at": started.pending.expires_at,
+    }
 
 
 @clients.post("/{int:client_id}/refresh", response=GrantOut, auth=scope("write"))
@@ -329,6 +332,15 @@ def update_mailbox(request: HttpRequest, mailbox_id: int, body: MailboxPatch) ->
 def delete_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
     mailbox_delete(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=_user(request))
     return Status(204, None)
+
+
+@mailboxes.post("/{int:mailbox_id}/authorize", response={201: ValidateOut}, auth=scope("write"))
+def authorize_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+    """Validate the mailbox's own account (a grant of its client, its address as login hint);
+    completes in any browser, polled like a client's Validate."""
+    mailbox = get_object_or_404(Mailbox.objects.select_related("grant"), pk=mailbox_id)
+    started = mailbox_authorize_start(mailbox=mailbox, user=_user(request), purpose="api")
+    return Status(201, _started_out(started))
 
 
 @mailboxes.post("/{int:mailbox_id}/test", response=TestOut, auth=scope("write"))

@@ -157,10 +157,11 @@ def mailbox_delete(*, mailbox: Mailbox, user: Any = None) -> None:
 
 
 def mailbox_authorize_start(
-    *, mailbox: Mailbox, user: Any = None, return_url: str = ""
+    *, mailbox: Mailbox, user: Any = None, return_url: str = "", purpose: str = "validate"
 ) -> StartedAuthorization:
     """Validate this mailbox's own account: a grant of its OAuth client, created when the
-    mailbox has none yet, with the mailbox address as login hint."""
+    mailbox has none yet, with the mailbox address as login hint. `purpose` as for
+    authorization_start ("api" or "cli" for a start outside a browser session)."""
     client = mailbox.oauth_client
     if client is None:
         raise MailboxError("Choose the OAuth client this mailbox logs in with.", kind="config")
@@ -172,7 +173,7 @@ def mailbox_authorize_start(
             mailbox.grant = grant
     return authorization_start(
         client=client,
-        purpose="validate",
+        purpose=purpose,
         user=user,
         grant=grant,
         login_hint=mailbox.login_username,

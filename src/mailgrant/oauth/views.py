@@ -21,8 +21,9 @@ def remember_binding(request: HttpRequest, binding: str) -> None:
 @never_cache
 @require_GET
 def callback(request: HttpRequest, client_id: int) -> HttpResponse:
-    """An admin's Validate lands back in the admin; one started through the API completes in
-    whatever browser signed in (its state is the only key), which then sees a plain page."""
+    """An admin's Validate lands back in the admin; one started through the API or the command
+    line completes in whatever browser signed in (its state is the only key), which then sees a
+    plain page."""
     params = request.GET
     try:
         result = authorization_complete(

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from mailgrant.cli.support import human, json_text
 from mailgrant.oauth.client import TokenSet
-from mailgrant.oauth.models import Grant, OAuthClient
-from mailgrant.oauth.selectors import grant_get, grant_public, oauth_client_get_by_name
+from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
+from mailgrant.oauth.selectors import (
+    authorization_get,
+    grant_get,
+    grant_public,
+    oauth_client_get_by_name,
+)
+from mailgrant.oauth.services import StartedAuthorization
 
 CLI_ACTOR = "cli"
+POLL_SECONDS = 1.0
 
 
 def client_named(name: str) -> OAuthClient:
@@ -82,3 +91,34 @@ def write_token(command: BaseCommand, tokens: TokenSet, *, as_json: bool) -> Non
             }
         )
     )
+
+
+def write_authorization(command: BaseCommand, started: StartedAuthorization, *, wait: bool) -> None:
+    """The authorize URL alone on stdout (`URL=$(mailgrant client validate ...)`), the advice on
+    stderr; with `wait`, the outcome once someone signed in (CommandError when refused)."""
+    pending = started.pending
+    command.stdout.write(started.url)
+    command.stdout.flush()
+    command.stderr.write(
+        f"Open this URL in any browser and sign in; it expires at "
+        f"{human(timezone.localtime(pending.expires_at))} (authorization {pending.pk})."
+    )
+    if not wait:
+        return
+    try:
+        while True:
+            pending = authorization_get(authorization_id=pending.pk)
+            if pending.outcome == PendingAuthorization.Outcome.SUCCEEDED:
+                command.stdout.write(f"{pending.message} (grant {pending.result_grant_id}).")
+                return
+            if pending.outcome == PendingAuthorization.Outcome.FAILED:
+                raise CommandError(pending.message)
+            if pending.expires_at <= timezone.now():
+                raise CommandError(
+                    "No one signed in before the authorization expired: start it again."
+                )
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        raise CommandError(
+            f"Stopped waiting; the URL still works until it expires (authorization {pending.pk})."
+        ) from None

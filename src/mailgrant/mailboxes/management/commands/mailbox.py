@@ -20,12 +20,14 @@ from mailgrant.mailboxes.services import (
     Attachment,
     MailboxError,
     compose,
+    mailbox_authorize_start,
     mailbox_delete,
     mailbox_fetch,
     mailbox_save,
     mailbox_send,
     mailbox_test,
 )
+from mailgrant.oauth.management.output import write_authorization
 from mailgrant.oauth.models import Grant, OAuthClient
 
 CHOICES = {
@@ -70,8 +72,8 @@ class Progress:
 
 class Command(AdminCommand):
     help = (
-        "Mailboxes: list, show, add, update, delete, test, fetch, send. The password is read "
-        "from a file or stdin, never from argv."
+        "Mailboxes: list, show, add, update, delete, authorize, test, fetch, send. The password "
+        "is read from a file or stdin, never from argv."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -92,6 +94,18 @@ class Command(AdminCommand):
         )
         delete.add_argument("name")
         delete.add_argument("--yes", action="store_true", help="do not ask")
+
+        authorize = sub.add_parser(
+            "authorize",
+            help="Print the URL to authorize this mailbox's own account (a grant of its "
+            "OAuth client, the address as login hint), in any browser.",
+        )
+        authorize.add_argument("name")
+        authorize.add_argument(
+            "--wait",
+            action="store_true",
+            help="wait for the sign-in; exit 0 when authorized, 1 when refused or expired",
+        )
 
         test = sub.add_parser("test", help="Connect, log in, show the (masked) transcript.")
         test.add_argument("name")
@@ -157,6 +171,9 @@ class Command(AdminCommand):
             return self._update(mailbox, options)
         if action == "delete":
             return self._delete(mailbox, yes=options["yes"])
+        if action == "authorize":
+            started = mailbox_authorize_start(mailbox=mailbox, purpose="cli")
+            return write_authorization(self, started, wait=options["wait"])
         if action == "test":
             return self._test(mailbox, as_json=options["json"])
         if action == "fetch":

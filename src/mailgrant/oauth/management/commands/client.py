@@ -1,10 +1,8 @@
 import json
-import time
 from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.utils import timezone
 
 from mailgrant.cli.support import (
     AdminCommand,
@@ -22,12 +20,12 @@ from mailgrant.oauth.management.output import (
     grant_numbered,
     grant_row,
     refreshed_text,
+    write_authorization,
     write_grants,
     write_token,
 )
-from mailgrant.oauth.models import OAuthClient, PendingAuthorization
+from mailgrant.oauth.models import OAuthClient
 from mailgrant.oauth.selectors import (
-    authorization_get,
     grant_default_for,
     grant_list,
     oauth_client_list,
@@ -65,7 +63,6 @@ TEXT_FIELDS = [
     "login_button_icon",
 ]
 FIELDS = ["name", "client_id", *CHOICES, *TEXT_FIELDS, "verify_ssl", "user_fields"]
-POLL_SECONDS = 1.0
 
 
 def _flag(field: str) -> str:
@@ -275,30 +272,7 @@ class Command(AdminCommand):
         started = authorization_start(
             client=client, purpose="cli", grant=grant, login_hint=o["login_hint"]
         )
-        pending = started.pending
-        # The URL alone on stdout (`URL=$(mailgrant client validate ...)`), the advice beside it.
-        self.stdout.write(started.url)
-        self.stdout.flush()
-        self.stderr.write(
-            f"Open this URL in any browser and sign in; it expires at "
-            f"{human(timezone.localtime(pending.expires_at))} (authorization {pending.pk})."
-        )
-        if o["wait"]:
-            self._wait_for(pending)
-
-    def _wait_for(self, pending: PendingAuthorization) -> None:
-        while True:
-            pending = authorization_get(authorization_id=pending.pk)
-            if pending.outcome == PendingAuthorization.Outcome.SUCCEEDED:
-                self.stdout.write(f"{pending.message} (grant {pending.result_grant_id}).")
-                return
-            if pending.outcome == PendingAuthorization.Outcome.FAILED:
-                raise CommandError(pending.message)
-            if pending.expires_at <= timezone.now():
-                raise CommandError(
-                    "No one signed in before the authorization expired: run validate again."
-                )
-            time.sleep(POLL_SECONDS)
+        write_authorization(self, started, wait=o["wait"])
 
     def _refresh(self, o: dict[str, Any]) -> None:
         client = client_named(o["name"])
