@@ -39,6 +39,7 @@ def test_add_from_a_file_show_and_list(cli, tmp_path) -> None:
     assert shown["grants"] == []
     text = cli("client", "show", "Google support").stdout
     assert "has_client_secret:" in text and "True" in text and "scope_separator:" in text
+    assert "(run validate)" in text
 
     cli("client", "add", "--name", "Azure", "--provider", "azure", "--client-id", "a", "--type",
         "user", "--status", "disabled")  # fmt: skip

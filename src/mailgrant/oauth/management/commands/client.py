@@ -196,8 +196,9 @@ class Command(AdminCommand):
         for key, value in data.items():
             if key != "grants":
                 self.stdout.write(f"{key + ':':24} {human(value)}")
-        self.stdout.write("grants:")
-        write_grants(self, grant_list(client=client), as_json=False)
+        grants = grant_list(client=client)
+        self.stdout.write("grants:" if grants else f"{'grants:':24} - (run validate)")
+        write_grants(self, grants, as_json=False)
 
     def _grants(self, o: dict[str, Any]) -> None:
         write_grants(self, grant_list(client=client_named(o["name"])), as_json=o["json"])
