@@ -13,8 +13,13 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from mailgrant.api.auth import Forbidden
-from mailgrant.mailboxes.services import MailboxError
-from mailgrant.oauth.services import AuthorizationFailed, GrantUnusable, OAuthClientInvalid
+from mailgrant.mailboxes.services import MailboxError, MailboxInvalid
+from mailgrant.oauth.services import (
+    AuthorizationFailed,
+    GrantUnusable,
+    InUse,
+    OAuthClientInvalid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,15 @@ def install(api: NinjaAPI) -> None:
     def client_invalid(request: HttpRequest, exc: OAuthClientInvalid) -> HttpResponse:
         fields = [{"field": k, "message": v} for k, v in exc.errors.items()]
         return problem(api, request, 400, "validation_error", exc.message, fields=fields)
+
+    @on(MailboxInvalid)
+    def mailbox_invalid(request: HttpRequest, exc: MailboxInvalid) -> HttpResponse:
+        fields = [{"field": k, "message": v} for k, v in exc.errors.items()]
+        return problem(api, request, 400, "validation_error", exc.message, fields=fields)
+
+    @on(InUse)
+    def in_use(request: HttpRequest, exc: InUse) -> HttpResponse:
+        return problem(api, request, 409, exc.code, exc.message)
 
     @on(AuthenticationError)
     def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:

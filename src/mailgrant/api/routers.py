@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router, Status
+from ninja import Query, Router, Schema, Status
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import LimitOffsetPagination, paginate
 from pydantic import ValidationError as PydanticValidationError
@@ -33,13 +32,15 @@ from mailgrant.api.schemas import (
     TestOut,
     TokenOut,
     TokenRequest,
+    ValidateIn,
     ValidateOut,
 )
-from mailgrant.common.audit import audit_record
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.services import (
     Attachment,
     compose,
+    mailbox_authorize_start,
+    mailbox_delete,
     mailbox_fetch,
     mailbox_save,
     mailbox_send,
@@ -47,11 +48,14 @@ from mailgrant.mailboxes.services import (
     store_root,
 )
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
-from mailgrant.oauth.selectors import oauth_client_list, oauth_client_redirect_uri
+from mailgrant.oauth.selectors import grant_list, oauth_client_list, oauth_client_public
 from mailgrant.oauth.services import (
-    access_token_for,
+    StartedAuthorization,
     authorization_start,
+    grant_delete,
     grant_refresh,
+    grant_set_default,
+    grant_token_issue,
     oauth_client_delete,
     oauth_client_save,
 )
@@ -61,6 +65,8 @@ grants = Router(tags=["grants"])
 authorizations = Router(tags=["oauth-clients"])
 mailboxes = Router(tags=["mailboxes"])
 messages = Router(tags=["mailboxes"])
+
+BodyT = TypeVar("BodyT", bound=Schema)
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -73,18 +79,21 @@ def _actor(request: HttpRequest) -> str:
     return principal_of(request).actor
 
 
+def _optional_body(request: HttpRequest, schema: type[BodyT]) -> BodyT | None:
+    """The JSON body as `schema`, or None when the request has none (an empty POST is fine)."""
+    if request.content_type != "application/json" or not request.body.strip():
+        return None
+    try:
+        return schema.model_validate_json(request.body)
+    except PydanticValidationError as exc:
+        raise NinjaValidationError([dict(e) for e in exc.errors()]) from None
+
+
 # --- OAuth clients ---------------------------------------------------------------------------
 
 
 def _client_out(client: OAuthClient) -> dict[str, Any]:
-    data = {f: getattr(client, f) for f in OAuthClientOut.model_fields if hasattr(client, f)}
-    data.update(
-        id=client.pk,
-        has_client_secret=bool(client.client_secret),
-        redirect_uri=oauth_client_redirect_uri(client=client),
-    )
-    data.pop("client_secret", None)
-    return data
+    return oauth_client_public(client=client)
 
 
 @clients.get("", response=list[OAuthClientOut], auth=scope("read"))
@@ -134,24 +143,35 @@ def update_client(request: HttpRequest, client_id: int, body: OAuthClientPatch) 
 @clients.delete("/{int:client_id}", response={204: None}, auth=scope("write"))
 def delete_client(request: HttpRequest, client_id: int) -> Any:
     client = get_object_or_404(OAuthClient, pk=client_id)
-    if client.mailboxes.exists():
-        raise ApiError(409, "in_use", "Mailboxes use this client: change or delete them first.")
     oauth_client_delete(client=client, user=_user(request))
     return Status(204, None)
 
 
 @clients.post("/{int:client_id}/validate", response={201: ValidateOut}, auth=scope("write"))
 def validate_client(request: HttpRequest, client_id: int) -> Any:
+    """Start a Validate that completes in any browser. An empty body validates the default
+    grant; a JSON body may name another of this client's grants (`grant`) and preselect the
+    account (`login_hint`)."""
     client = get_object_or_404(OAuthClient, pk=client_id)
-    started = authorization_start(client=client, purpose="api", user=_user(request))
-    return Status(
-        201,
-        {
-            "authorization_id": started.pending.pk,
-            "authorize_url": started.url,
-            "expires_at": started.pending.expires_at,
-        },
+    body = _optional_body(request, ValidateIn)
+    grant_id = body.grant if body else None
+    grant = get_object_or_404(Grant, pk=grant_id, client=client) if grant_id else None
+    started = authorization_start(
+        client=client,
+        purpose="api",
+        user=_user(request),
+        grant=grant,
+        login_hint=body.login_hint if body else "",
     )
+    return Status(201, _started_out(started))
+
+
+def _started_out(started: StartedAuthorization) -> dict[str, Any]:
+    return {
+        "authorization_id": started.pending.pk,
+        "authorize_url": started.url,
+        "expires_at": started.pending.expires_at,
+    }
 
 
 @clients.post("/{int:client_id}/refresh", response=GrantOut, auth=scope("write"))
@@ -163,7 +183,7 @@ def refresh_client(request: HttpRequest, client_id: int) -> Any:
 @clients.get("/{int:client_id}/grants", response=list[GrantOut], auth=scope("read"))
 def list_grants(request: HttpRequest, client_id: int) -> Any:
     client = get_object_or_404(OAuthClient, pk=client_id)
-    return list(client.grants.all())
+    return list(grant_list(client=client))
 
 
 @authorizations.get("/{int:authorization_id}", response=AuthorizationOut, auth=scope("read"))
@@ -191,17 +211,16 @@ def broker(
 ) -> Any:
     """A valid access token of the grant, refreshed if it expires within `min_valid_seconds`
     (query string, or a JSON body `{"min_valid_seconds": N}`; an empty body is fine)."""
-    if request.content_type == "application/json" and request.body.strip():
-        try:
-            min_valid_seconds = TokenRequest.model_validate_json(request.body).min_valid_seconds
-        except PydanticValidationError as exc:
-            raise NinjaValidationError([dict(e) for e in exc.errors()]) from None
+    body = _optional_body(request, TokenRequest)
+    if body is not None:
+        min_valid_seconds = body.min_valid_seconds
     grant = get_object_or_404(Grant, pk=grant_id)
-    tokens = access_token_for(grant=grant, min_valid_seconds=min_valid_seconds)
-    with transaction.atomic():
-        audit_record(
-            actor=_actor(request), user=_user(request), target=grant, action="grant.token_issued"
-        )
+    tokens = grant_token_issue(
+        grant=grant,
+        min_valid_seconds=min_valid_seconds,
+        user=_user(request),
+        actor=_actor(request),
+    )
     response["Cache-Control"] = "no-store"
     return {
         "access_token": tokens.access_token,
@@ -213,9 +232,33 @@ def broker(
     }
 
 
+@grants.get("", response=list[GrantOut], auth=scope("read"))
+@paginate(LimitOffsetPagination)
+def list_all_grants(request: HttpRequest, client_id: int | None = None) -> Any:
+    client = get_object_or_404(OAuthClient, pk=client_id) if client_id is not None else None
+    return grant_list(client=client)
+
+
 @grants.get("/{int:grant_id}", response=GrantOut, auth=scope("read"))
 def get_grant(request: HttpRequest, grant_id: int) -> Any:
     return get_object_or_404(Grant, pk=grant_id)
+
+
+@grants.post("/{int:grant_id}/refresh", response=GrantOut, auth=scope("write"))
+def refresh_grant(request: HttpRequest, grant_id: int) -> Any:
+    return grant_refresh(grant=get_object_or_404(Grant, pk=grant_id), user=_user(request))
+
+
+@grants.post("/{int:grant_id}/default", response=GrantOut, auth=scope("write"))
+def set_default_grant(request: HttpRequest, grant_id: int) -> Any:
+    """Make this grant the one its client uses wherever no grant is named."""
+    return grant_set_default(grant=get_object_or_404(Grant, pk=grant_id), user=_user(request))
+
+
+@grants.delete("/{int:grant_id}", response={204: None}, auth=scope("write"))
+def delete_grant(request: HttpRequest, grant_id: int) -> Any:
+    grant_delete(grant=get_object_or_404(Grant, pk=grant_id), user=_user(request))
+    return Status(204, None)
 
 
 # --- mailboxes -------------------------------------------------------------------------------
@@ -247,17 +290,6 @@ def _apply_mailbox(mailbox: Mailbox, data: dict[str, Any]) -> str | None:
     for field, value in data.items():
         setattr(mailbox, field, value)
     mailbox.full_clean(exclude=["password"])
-    if mailbox.protocol and mailbox.direction != (
-        "outgoing" if mailbox.protocol == "smtp" else "incoming"
-    ):
-        raise ApiError(
-            400,
-            "validation_error",
-            "direction does not match protocol",
-            fields=[
-                {"field": "direction", "message": "SMTP is outgoing; IMAP and POP3 are incoming."}
-            ],
-        )
     return password
 
 
@@ -298,13 +330,17 @@ def update_mailbox(request: HttpRequest, mailbox_id: int, body: MailboxPatch) ->
 
 @mailboxes.delete("/{int:mailbox_id}", response={204: None}, auth=scope("write"))
 def delete_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
-    mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
-    with transaction.atomic():
-        audit_record(
-            actor=_actor(request), user=_user(request), target=mailbox, action="mailbox.deleted"
-        )
-        mailbox.delete()
+    mailbox_delete(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=_user(request))
     return Status(204, None)
+
+
+@mailboxes.post("/{int:mailbox_id}/authorize", response={201: ValidateOut}, auth=scope("write"))
+def authorize_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+    """Validate the mailbox's own account (a grant of its client, its address as login hint);
+    completes in any browser, polled like a client's Validate."""
+    mailbox = get_object_or_404(Mailbox.objects.select_related("grant"), pk=mailbox_id)
+    started = mailbox_authorize_start(mailbox=mailbox, user=_user(request), purpose="api")
+    return Status(201, _started_out(started))
 
 
 @mailboxes.post("/{int:mailbox_id}/test", response=TestOut, auth=scope("write"))

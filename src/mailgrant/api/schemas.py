@@ -92,6 +92,13 @@ class OAuthClientOut(Schema):
     updated_at: datetime
 
 
+class ValidateIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    grant: int | None = Field(None, description="a grant of this client; empty: the default")
+    login_hint: str = Field("", max_length=320)
+
+
 class ValidateOut(Schema):
     authorization_id: int
     authorize_url: str

@@ -13,6 +13,7 @@ from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.services import (
     MailboxError,
     mailbox_authorize_start,
+    mailbox_delete,
     mailbox_fetch,
     mailbox_save,
     mailbox_test,
@@ -86,6 +87,13 @@ class MailboxAdmin(admin.ModelAdmin):
         mailbox_save(
             mailbox=obj, password=form.cleaned_data.get("password") or None, user=request.user
         )
+
+    def delete_model(self, request: HttpRequest, obj: Mailbox) -> None:
+        mailbox_delete(mailbox=obj, user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Mailbox]) -> None:
+        for mailbox in queryset:
+            mailbox_delete(mailbox=mailbox, user=request.user)
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view

@@ -3,6 +3,7 @@ from typing import Any
 from django import forms
 
 from mailgrant.mailboxes.models import Mailbox
+from mailgrant.mailboxes.services import mailbox_check
 
 FIELDS = [
     "name",
@@ -57,23 +58,16 @@ class MailboxForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        protocol, direction = data.get("protocol"), data.get("direction")
-        if protocol and direction:
-            expected = "outgoing" if protocol == "smtp" else "incoming"
-            if direction != expected:
-                self.add_error("direction", f"{protocol.upper()} is for {expected} mailboxes.")
+        protocol = data.get("protocol")
         if protocol and data.get("security") and not data.get("port"):
             data["port"] = DEFAULT_PORTS[(protocol, data["security"])]
-        method = data.get("auth_method")
-        client, grant = data.get("oauth_client"), data.get("grant")
-        if method == Mailbox.AuthMethod.OAUTH2 and not client:
-            self.add_error("oauth_client", "Choose the OAuth client (or use a password).")
-        if grant and client and grant.client_id != client.pk:
-            self.add_error("grant", "This grant belongs to another OAuth client.")
-        has_password = bool(self.instance.pk and self.instance.password)
-        if method == Mailbox.AuthMethod.PASSWORD and not (data.get("password") or has_password):
-            self.add_error("password", "Enter the password for the password method.")
-        action = data.get("post_fetch_action") or "keep"
-        if protocol == "pop3" and action not in ("keep", "delete"):
-            self.add_error("post_fetch_action", "POP3 can only keep or delete messages.")
         return data
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]
+        if self.errors:
+            return
+        # The rules the API and the command line meet too, on the instance as it would be saved.
+        errors = mailbox_check(mailbox=self.instance, password=self.cleaned_data.get("password"))
+        for field, message in errors.items():
+            self.add_error(field if field in self.fields else None, message)

@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -141,3 +142,69 @@ def authorization_purpose(*, client_id: int, state: str) -> str | None:
         .values_list("purpose", flat=True)
         .first()
     )
+
+
+def grant_list(*, client: OAuthClient | None = None) -> QuerySet[Grant]:
+    grants = Grant.objects.select_related("client")
+    return grants.filter(client=client) if client is not None else grants
+
+
+def grant_get(*, grant_id: int) -> Grant:
+    return Grant.objects.select_related("client").get(pk=grant_id)
+
+
+def authorization_get(*, authorization_id: int) -> PendingAuthorization:
+    return PendingAuthorization.objects.get(pk=authorization_id)
+
+
+# What an administrator may see of a client: every field of the form but the secret, whose
+# presence alone is told. The API and the command line show the same thing.
+OAUTH_CLIENT_FIELDS = (
+    "name",
+    "provider",
+    "type",
+    "client_id",
+    "tenant",
+    "issuer",
+    "scope",
+    "authorize_url",
+    "token_url",
+    "proxy",
+    "verify_ssl",
+    "status",
+    "scope_separator",
+    "userinfo_endpoint",
+    "user_data_source",
+    "username_attribute",
+    "user_fields",
+    "user_create_expression",
+    "login_button_caption",
+    "login_button_icon",
+)
+GRANT_FIELDS = (
+    "client_id",
+    "account",
+    "state",
+    "is_default",
+    "scope",
+    "expires_at",
+    "authorized_at",
+    "last_refresh_at",
+    "last_error",
+)
+
+
+def oauth_client_public(*, client: OAuthClient) -> dict[str, Any]:
+    return {
+        "id": client.pk,
+        **{name: getattr(client, name) for name in OAUTH_CLIENT_FIELDS},
+        "has_client_secret": bool(client.client_secret),
+        "redirect_uri": oauth_client_redirect_uri(client=client),
+        "created_at": client.created_at,
+        "updated_at": client.updated_at,
+    }
+
+
+def grant_public(*, grant: Grant) -> dict[str, Any]:
+    """A grant without its tokens."""
+    return {"id": grant.pk, **{name: getattr(grant, name) for name in GRANT_FIELDS}}

@@ -65,6 +65,12 @@ class GrantUnusable(OAuthServiceError):
     code = "grant_unusable"
 
 
+class InUse(OAuthServiceError):
+    """Something still points at what was to be deleted; nothing was changed."""
+
+    code = "in_use"
+
+
 class OAuthClientInvalid(OAuthServiceError):
     code = "invalid"
 
@@ -175,6 +181,10 @@ def oauth_client_set_status(*, client: OAuthClient, status: str, user: Any = Non
 
 
 def oauth_client_delete(*, client: OAuthClient, user: Any = None) -> None:
+    """Delete `client` and its grants; refused while a mailbox logs in with it."""
+    users = sorted(client.mailboxes.values_list("name", flat=True))  # type: ignore[attr-defined]
+    if users:
+        raise InUse(f"Mailboxes use this client ({', '.join(users)}): change or delete them first.")
     with transaction.atomic():
         audit_record(actor=actor_for(user), user=user, target=client, action="oauth_client.deleted")
         client.delete()
@@ -196,6 +206,11 @@ class Authorized:
     account: str
     warnings: list[str] = field(default_factory=list)
     return_url: str = ""
+
+
+# Started outside a browser session (an API call, the command line): the state alone is the key,
+# so any browser may finish them.
+UNBOUND_PURPOSES = {PendingAuthorization.Purpose.API, PendingAuthorization.Purpose.CLI}
 
 
 def _sha256(value: str) -> str:
@@ -330,7 +345,7 @@ def authorization_consume(
             "This Validate took longer than 10 minutes and expired. Start it again.",
             code="state_expired",
         )
-    if pending.purpose != PendingAuthorization.Purpose.API and pending.binding_hash not in {
+    if pending.purpose not in UNBOUND_PURPOSES and pending.binding_hash not in {
         _sha256(b) for b in bindings
     }:
         raise AuthorizationFailed(
@@ -598,6 +613,46 @@ def access_token_for(*, grant: Grant, min_valid_seconds: float = 0) -> TokenSet:
             return tokens
         raise
     return grant.tokens()  # type: ignore[return-value]
+
+
+def grant_token_issue(
+    *, grant: Grant, min_valid_seconds: float = 0, user: Any = None, actor: str = ""
+) -> TokenSet:
+    """A valid access token for a caller outside mailgrant (the API broker, the command line),
+    recorded in the audit log (without the token)."""
+    tokens = access_token_for(grant=grant, min_valid_seconds=min_valid_seconds)
+    with transaction.atomic():
+        audit_record(
+            actor=actor or actor_for(user), user=user, target=grant, action="grant.token_issued"
+        )
+    return tokens
+
+
+def grant_set_default(*, grant: Grant, user: Any = None) -> Grant:
+    """Make `grant` the one its client uses wherever no grant is named (mailboxes, refresh)."""
+    with transaction.atomic():
+        grant = Grant.objects.select_for_update().select_related("client").get(pk=grant.pk)
+        if grant.is_default:
+            return grant
+        # The old default goes first: one default per client is a database constraint.
+        Grant.objects.filter(client_id=grant.client_id, is_default=True).update(is_default=False)
+        grant.is_default = True
+        grant.save(update_fields=["is_default", "updated_at"])
+        audit_record(actor=actor_for(user), user=user, target=grant, action="grant.default_set")
+    return grant
+
+
+def grant_delete(*, grant: Grant, user: Any = None) -> None:
+    """Forget `grant` and its tokens; refused while a mailbox uses it (it would silently fall
+    back to another account)."""
+    users = sorted(grant.mailboxes.values_list("name", flat=True))  # type: ignore[attr-defined]
+    if users:
+        raise InUse(
+            f"Mailboxes use this grant ({', '.join(users)}): point them at another grant first."
+        )
+    with transaction.atomic():
+        audit_record(actor=actor_for(user), user=user, target=grant, action="grant.deleted")
+        grant.delete()
 
 
 def grant_refresh(

@@ -23,8 +23,9 @@ def remember_binding(request: HttpRequest, binding: str) -> None:
 @never_cache
 @require_GET
 def callback(request: HttpRequest, client_id: int) -> HttpResponse:
-    """An admin's Validate lands back in the admin; one started through the API completes in
-    whatever browser signed in (its state is the only key), which then sees a plain page."""
+    """An admin's Validate lands back in the admin; one started through the API or the command
+    line completes in whatever browser signed in (its state is the only key), which then sees a
+    plain page."""
     params = request.GET
     purpose = authorization_purpose(client_id=client_id, state=params.get("state", ""))
     if purpose == PendingAuthorization.Purpose.LOGIN:
