@@ -15,6 +15,7 @@ api = NinjaAPI(
     openapi_url="/openapi.json",
 )
 errors.install(api)
+api.add_router("/health", routers.health)
 api.add_router("/oauth-clients", routers.clients)
 api.add_router("/authorizations", routers.authorizations)
 api.add_router("/grants", routers.grants)

@@ -21,6 +21,7 @@ from mailgrant.api.schemas import (
     AuthorizationOut,
     FetchOut,
     GrantOut,
+    HealthOut,
     MailboxCreate,
     MailboxOut,
     MailboxPatch,
@@ -56,6 +57,7 @@ from mailgrant.oauth.services import (
     oauth_client_save,
 )
 
+health = Router(tags=["service"])
 clients = Router(tags=["oauth-clients"])
 grants = Router(tags=["grants"])
 authorizations = Router(tags=["oauth-clients"])
@@ -71,6 +73,14 @@ def _user(request: HttpRequest) -> Any:
 
 def _actor(request: HttpRequest) -> str:
     return principal_of(request).actor
+
+
+@health.get("", response=HealthOut, auth=None)
+def service_health(request: HttpRequest, response: HttpResponse) -> Any:
+    """For monitoring probes: the service answers. No key needed, nothing about the
+    configuration or the data is said, and the database is not touched (a cheap liveness check)."""
+    response["Cache-Control"] = "no-store"
+    return {"status": "ok"}
 
 
 # --- OAuth clients ---------------------------------------------------------------------------
