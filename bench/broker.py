@@ -18,9 +18,12 @@ shared machine hits both. requests/s shows min / median / max over the runs; p50
 wrk's per-request latencies, the median over the runs (p99 max: the worst run). "ratio b/a" is
 the median broker requests/s over the median bare requests/s ("of max": the best runs'), the
 number to trust more than the absolute figures: 1.0 would mean the broker costs nothing beyond
-the framework. Targets (issue 4): ratio >= 0.5 and broker p99 < 25 ms. Any non-2xx answer, or
-fewer audit rows than broker answers, fails the run. The load average is printed before and
-after: 2 cores serve, and wrk shares them.
+the framework. Targets (issue 4): ratio >= 0.5 and broker p99 < 25 ms. "CPU us" is the CPU time
+the granian processes spent per answer (from /proc, median over the runs) and "CPU ratio" the
+bare endpoint's over the broker's: what each answer costs the server, steadier than requests/s
+when other work shares the machine (wrk, and whatever else runs). Any non-2xx answer, or fewer
+audit rows than broker answers, fails the run. The load average is printed before and after:
+2 cores serve, and wrk shares them.
 
 --profile then samples the granian workers with py-spy during one more broker run and prints
 the frames where the time goes (own time, and time inside, as % of the samples).
@@ -249,7 +252,27 @@ def wrk_scripts(folder: Path, key: str) -> dict[str, Path]:
     return {"bare": bare, "broker": broker}
 
 
-def wrk(binary: str, url: str, script: Path, seconds: float) -> dict[str, Any]:
+def server_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by `root` and its descendants (the granian workers)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tree, grown = {root}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grown = bool(more)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def wrk(binary: str, url: str, script: Path, seconds: int) -> dict[str, Any]:
     cmd = [
         binary, f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s",
         "-s", str(script), url,
@@ -266,12 +289,12 @@ def wrk(binary: str, url: str, script: Path, seconds: float) -> dict[str, Any]:
 # --- the profile ---------------------------------------------------------------------------
 
 
-def profile(py_spy: str, server: Server, run: Any, folder: Path, seconds: float) -> None:
+def profile(py_spy: str, server: Server, run: Any, folder: Path, seconds: int) -> None:
     """py-spy samples the granian workers while `run` loads the broker; frames summarised."""
     raw = folder / "profile.txt"
     cmd = [
         py_spy, "record", "--pid", str(server.proc.pid), "--subprocesses", "--rate", "250",
-        "--duration", str(int(seconds) + 1), "--format", "raw", "--output", str(raw),
+        "--duration", str(seconds + 1), "--format", "raw", "--output", str(raw),
         "--nonblocking",
     ]  # fmt: skip
     recorder = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -323,8 +346,8 @@ def shorten(frame: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=8, help="per run and endpoint")
-    parser.add_argument("--warmup", type=float, default=4, help="seconds per endpoint")
+    parser.add_argument("--seconds", type=int, default=8, help="per run and endpoint")
+    parser.add_argument("--warmup", type=int, default=4, help="seconds per endpoint")
     parser.add_argument("--quick", action="store_true", help="1 run of 3 s (a smoke test)")
     parser.add_argument("--profile", action="store_true", help="py-spy one more broker run")
     args = parser.parse_args()
@@ -334,7 +357,7 @@ def main() -> None:
     py_spy = ensure_py_spy() if args.profile else ""
     print(
         f"bench/broker.py: wrk -t{WRK_THREADS} -c{CONNECTIONS}, {args.runs} run(s) of "
-        f"{args.seconds:g} s an endpoint; before: {load()}"
+        f"{args.seconds} s an endpoint; before: {load()}"
     )
     with ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="mg-bench-broker-"))
@@ -348,8 +371,11 @@ def main() -> None:
         scripts = wrk_scripts(tmp, key)
         answered = {"bare": 0, "broker": 1}  # the call by hand above
 
-        def run(name: str, seconds: float) -> dict[str, Any]:
+        def run(name: str, seconds: int) -> dict[str, Any]:
+            cpu = server_cpu_seconds(server.proc.pid)
             result = wrk(wrk_binary, server.base + paths[name], scripts[name], seconds)
+            cpu = server_cpu_seconds(server.proc.pid) - cpu
+            result["cpu_us"] = cpu / result["requests"] * 1e6
             answered[name] += result["requests"]
             if result["non_2xx"] or result["socket_errors"]:
                 raise SystemExit(
@@ -369,7 +395,8 @@ def main() -> None:
                 print(
                     f"  {name:7} run {i + 1}: {result['rps']:8.0f} req/s  p50 "
                     f"{result['p50_us'] / 1000:6.2f} ms  p99 {result['p99_us'] / 1000:6.2f} ms  "
-                    f"max {result['max_us'] / 1000:7.2f} ms"
+                    f"max {result['max_us'] / 1000:7.2f} ms  server CPU "
+                    f"{result['cpu_us']:4.0f} us/request"
                 )
         if args.profile:
             profile(py_spy, server, lambda: run("broker", args.seconds), tmp, args.seconds)
@@ -390,23 +417,27 @@ def main() -> None:
     def median_ms(name: str, field: str) -> float:
         return statistics.median(r[field] for r in results[name]) / 1000
 
+    def cpu_us(name: str) -> float:
+        return statistics.median(r["cpu_us"] for r in results[name])
+
     print(
         f"\n{'endpoint':8} {'min':>7} {'median':>7} {'max':>7} req/s  {'p50 ms':>6} "
-        f"{'p99 ms':>6} {'(max)':>6}"
+        f"{'p99 ms':>6} {'(max)':>6} {'CPU us':>6}"
     )
     for name in paths:
         worst = max(r["p99_us"] for r in results[name]) / 1000
         print(
             f"{name:8} {min(rps(name)):7.0f} {statistics.median(rps(name)):7.0f} "
             f"{max(rps(name)):7.0f}        {median_ms(name, 'p50_us'):6.2f} "
-            f"{median_ms(name, 'p99_us'):6.2f} {worst:6.2f}  {NOTES[name]}"
+            f"{median_ms(name, 'p99_us'):6.2f} {worst:6.2f} {cpu_us(name):6.0f}  {NOTES[name]}"
         )
     ratio = statistics.median(rps("broker")) / statistics.median(rps("bare"))
     best = max(rps("broker")) / max(rps("bare"))
     p99 = median_ms("broker", "p99_us")
     verdict = "met" if ratio >= 0.5 and p99 < 25 else "NOT met"
     print(
-        f"\nratio b/a {ratio:.2f} (of max {best:.2f}); broker p99 {p99:.2f} ms; "
+        f"\nratio b/a {ratio:.2f} (of max {best:.2f}; CPU ratio "
+        f"{cpu_us('bare') / cpu_us('broker'):.2f}); broker p99 {p99:.2f} ms; "
         f"target ratio >= 0.5 and p99 < 25 ms: {verdict}"
     )
     print(f"after: {load()}")

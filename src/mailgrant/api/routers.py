@@ -47,10 +47,11 @@ from mailgrant.mailboxes.services import (
     mailbox_test,
     store_root,
 )
+from mailgrant.oauth.client import TokenSet
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.oauth.selectors import oauth_client_list, oauth_client_redirect_uri
 from mailgrant.oauth.services import (
-    access_token_for,
+    access_token_issue,
     authorization_start,
     grant_refresh,
     oauth_client_delete,
@@ -206,13 +207,18 @@ def broker(
             min_valid_seconds = TokenRequest.model_validate_json(request.body).min_valid_seconds
         except PydanticValidationError as exc:
             raise NinjaValidationError([dict(e) for e in exc.errors()]) from None
-    grant = get_object_or_404(Grant, pk=grant_id)
-    tokens = access_token_for(grant=grant, min_valid_seconds=min_valid_seconds)
-    with transaction.atomic():
-        audit_record(
-            actor=_actor(request), user=_user(request), target=grant, action="grant.token_issued"
-        )
+    tokens = access_token_issue(
+        grant_id=grant_id,
+        min_valid_seconds=min_valid_seconds,
+        actor=_actor(request),
+        user=_user(request),
+    )
     response["Cache-Control"] = "no-store"
+    return token_body(tokens)
+
+
+def token_body(tokens: TokenSet) -> dict[str, Any]:
+    """The broker's answer (TokenOut), here and on its fast path (api.broker)."""
     return {
         "access_token": tokens.access_token,
         "token_type": tokens.token_type,

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from mailgrant.api.api import api
+from mailgrant.api import api
 
 admin.site.site_header = "mailgrant"
 admin.site.site_title = "mailgrant"
@@ -12,5 +12,5 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("oauth/", include("mailgrant.oauth.urls")),
-    path("api/v1/", api.urls),
+    path("api/v1/", api.urls()),
 ]
