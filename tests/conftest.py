@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,6 +136,42 @@ def validate_headless(oidc: Any) -> Any:
         return authorization_complete(client_id=client.pk, bindings=[started.binding], **query)
 
     return run
+
+
+# --- the database for multi-process tests: SQLite, and PostgreSQL (required in CI) ----------
+
+
+def _sqlite(tmp_path: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp_path / 'mp.sqlite3'}"
+
+
+def _postgres(tmp_path: Path) -> Iterator[str]:
+    import os
+    import uuid
+
+    from tests.peers import require
+
+    url = os.environ.get("MAILGRANT_TEST_POSTGRES_URL", "")
+    require(bool(url), "MAILGRANT_TEST_POSTGRES_URL is not set (PostgreSQL tests)")
+    import psycopg
+
+    name = f"mailgrant_mp_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: Any, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for processes started by the test (MAILGRANT_DATABASE_URL)."""
+    make = _sqlite if request.param == "sqlite" else _postgres
+    generator = make(tmp_path)
+    yield next(generator)
+    next(generator, None)
 
 
 # --- the real mail server (Debian's Dovecot) ------------------------------------------------

@@ -7,12 +7,11 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.peers import IN_CI, require
+from tests.peers import IN_CI
 from tests.servers.oidc import ACCOUNTS
 
 pytestmark = pytest.mark.integration
@@ -27,33 +26,6 @@ def short_tokens(oidc):
     oidc.set_access_token_ttl(TTL)
     yield
     oidc.set_access_token_ttl(3600)
-
-
-def _sqlite(tmp_path: Path):
-    yield f"sqlite:///{tmp_path / 'mp.sqlite3'}"
-
-
-def _postgres(tmp_path: Path):
-    url = os.environ.get("MAILGRANT_TEST_POSTGRES_URL", "")
-    require(bool(url), "MAILGRANT_TEST_POSTGRES_URL is not set (PostgreSQL tests)")
-    import psycopg
-
-    name = f"mailgrant_mp_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
-    make = _sqlite if request.param == "sqlite" else _postgres
-    generator = make(tmp_path)
-    yield next(generator)
-    next(generator, None)
 
 
 def _env(home: Path, database_url: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuthIsStaff
 
 from mailgrant.api.models import ApiKey
-from mailgrant.api.services import apikey_authenticate
+from mailgrant.api.services import AuthenticatedKey, apikey_authenticate
 
 
 class Forbidden(Exception):
@@ -24,7 +24,7 @@ class Principal:
     actor: str
     scopes: set[str] = field(default_factory=set)
     user: Any = None
-    api_key: ApiKey | None = None
+    api_key: AuthenticatedKey | None = None
 
 
 class KeyAuth(HttpBearer):

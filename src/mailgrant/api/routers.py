@@ -20,6 +20,7 @@ from mailgrant.api.schemas import (
     AuthorizationOut,
     FetchOut,
     GrantOut,
+    HealthOut,
     MailboxCreate,
     MailboxOut,
     MailboxPatch,
@@ -47,19 +48,21 @@ from mailgrant.mailboxes.services import (
     mailbox_test,
     store_root,
 )
+from mailgrant.oauth.client import TokenSet
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.oauth.selectors import grant_list, oauth_client_list, oauth_client_public
 from mailgrant.oauth.services import (
     StartedAuthorization,
+    access_token_issue,
     authorization_start,
     grant_delete,
     grant_refresh,
     grant_set_default,
-    grant_token_issue,
     oauth_client_delete,
     oauth_client_save,
 )
 
+health = Router(tags=["service"])
 clients = Router(tags=["oauth-clients"])
 grants = Router(tags=["grants"])
 authorizations = Router(tags=["oauth-clients"])
@@ -87,6 +90,14 @@ def _optional_body(request: HttpRequest, schema: type[BodyT]) -> BodyT | None:
         return schema.model_validate_json(request.body)
     except PydanticValidationError as exc:
         raise NinjaValidationError([dict(e) for e in exc.errors()]) from None
+
+
+@health.get("", response=HealthOut, auth=None)
+def service_health(request: HttpRequest, response: HttpResponse) -> Any:
+    """For monitoring probes: the service answers. No key needed, nothing about the
+    configuration or the data is said, and the database is not touched (a cheap liveness check)."""
+    response["Cache-Control"] = "no-store"
+    return {"status": "ok"}
 
 
 # --- OAuth clients ---------------------------------------------------------------------------
@@ -214,14 +225,18 @@ def broker(
     body = _optional_body(request, TokenRequest)
     if body is not None:
         min_valid_seconds = body.min_valid_seconds
-    grant = get_object_or_404(Grant, pk=grant_id)
-    tokens = grant_token_issue(
-        grant=grant,
+    tokens = access_token_issue(
+        grant_id=grant_id,
         min_valid_seconds=min_valid_seconds,
-        user=_user(request),
         actor=_actor(request),
+        user=_user(request),
     )
     response["Cache-Control"] = "no-store"
+    return token_body(tokens)
+
+
+def token_body(tokens: TokenSet) -> dict[str, Any]:
+    """The broker's answer (TokenOut), here and on its fast path (api.broker)."""
     return {
         "access_token": tokens.access_token,
         "token_type": tokens.token_type,

@@ -114,6 +114,10 @@ class AuthorizationOut(Schema):
     expires_at: datetime
 
 
+class HealthOut(Schema):
+    status: Literal["ok"]
+
+
 class TokenRequest(Schema):
     min_valid_seconds: int = Field(0, ge=0, le=86400)
 

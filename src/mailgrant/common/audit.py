@@ -1,9 +1,12 @@
 """Audit rows are written by services, inside the transaction of the change they record."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
 
+from mailgrant.common import sql
 from mailgrant.common.models import AuditEvent
 from mailgrant.common.redaction import redact
 
@@ -33,3 +36,46 @@ def actor_for(user: Any) -> str:
     if user is None or not getattr(user, "is_authenticated", False):
         return "system"
     return f"user:{user.get_username()}"
+
+
+@dataclass(frozen=True)
+class AuditTarget:
+    """What a row is about, without the model instance: type (app_label.model), id, name."""
+
+    type: str
+    id: str
+    name: str
+
+
+# audit_record's row as one INSERT (the ORM's model and query building cost 2.5 times the
+# INSERT): for the token broker, which writes a row on every call (bench/broker.py).
+_INSERT_SQL = (
+    "INSERT INTO common_auditevent (at, actor, user_id, action, target_type, target_id, "
+    "target_repr, outcome, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def audit_write(
+    *,
+    actor: str,
+    action: str,
+    target: AuditTarget,
+    outcome: str = "ok",
+    message: str = "",
+    user: Any = None,
+) -> None:
+    """The same row as `audit_record`, through one INSERT on the driver's cursor."""
+    sql.execute(
+        _INSERT_SQL,
+        [
+            sql.db_datetime(timezone.now()),
+            actor[:200],
+            getattr(user, "pk", None),
+            action,
+            target.type,
+            target.id[:100],
+            target.name[:300],
+            outcome,
+            redact(message),
+        ],
+    )

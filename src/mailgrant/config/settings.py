@@ -100,6 +100,9 @@ def _database(url: str | None) -> dict[str, Any]:
         # IMMEDIATE takes SQLite's write lock at BEGIN: a transaction that re-reads a grant
         # before refreshing it is serialized against every other writer, threads and
         # processes alike (select_for_update is a no-op on SQLite). WAL keeps readers free.
+        # One connection per serving thread, kept: opening one (with its PRAGMAs) and closing
+        # it (the last close checkpoints the WAL) on every request cost more than the request.
+        config["CONN_MAX_AGE"] = None
         config["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 60,

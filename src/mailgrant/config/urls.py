@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from mailgrant.api.api import api
+from mailgrant.api import api
 from mailgrant.sso.urls import account_urlpatterns
 
 admin.site.site_header = "mailgrant"
@@ -16,5 +16,5 @@ urlpatterns = [
     path("oauth/", include("mailgrant.oauth.urls")),
     path("", include("mailgrant.sso.urls")),
     *account_urlpatterns,
-    path("api/v1/", api.urls),
+    path("api/v1/", api.urls()),
 ]

@@ -142,7 +142,12 @@ class Grant(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.client.name}: {self.account or 'not authorized'}"
+        return self.describe(client_name=self.client.name, account=self.account)
+
+    @staticmethod
+    def describe(*, client_name: str, account: str) -> str:
+        """How a grant is named (its str), from its client's name and its account."""
+        return f"{client_name}: {account or 'not authorized'}"
 
     def tokens(self) -> TokenSet | None:
         """The current token set, decrypted; None before the first authorization."""

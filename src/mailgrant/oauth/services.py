@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from mailgrant.common.audit import actor_for, audit_record
+from mailgrant.common.audit import AuditTarget, actor_for, audit_record, audit_write
 from mailgrant.common.http import ProxyError, validate_proxy
 from mailgrant.oauth import client as protocol
 from mailgrant.oauth.client import ProviderError, TokenSet
@@ -27,10 +27,12 @@ from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.oauth.selectors import (
     Endpoints,
     EndpointsMissing,
+    grant_cached_token,
     oauth_client_credentials,
     oauth_client_endpoints,
     oauth_client_http,
     oauth_client_redirect_uri,
+    tokens_usable,
 )
 from mailgrant.providers import get_provider
 from mailgrant.sso.claims import ClaimPathError, claim_path_parse, user_fields_check
@@ -576,28 +578,53 @@ def authorization_purge_expired() -> int:
 # --- keeping tokens fresh --------------------------------------------------------------------
 
 
-def _refresh_margin(tokens: TokenSet) -> float:
-    lifetime = tokens.lifetime
-    margin = float(settings.MAILGRANT_REFRESH_MARGIN)
-    return margin if lifetime is None else min(margin, lifetime / 2)
-
-
 def _is_fresh(grant: Grant, tokens: TokenSet | None, min_valid_seconds: float) -> bool:
-    if grant.state != Grant.State.AUTHORIZED or tokens is None:
-        return False
-    if tokens.expires_at is None:
-        return True  # the provider gave no lifetime: use it until refused
-    remaining = tokens.expires_at - timezone.now().timestamp()
-    return remaining > max(_refresh_margin(tokens), min_valid_seconds)
+    return tokens_usable(
+        state=grant.state,
+        client_enabled=grant.client.is_enabled,
+        tokens=tokens,
+        min_valid_seconds=min_valid_seconds,
+    )
 
 
 def access_token_for(*, grant: Grant, min_valid_seconds: float = 0) -> TokenSet:
     """A token set whose access token is valid now (for at least `min_valid_seconds` when the
     provider allows), refreshing it when it is near expiry."""
-    grant = Grant.objects.select_related("client").get(pk=grant.pk)
+    cached = grant_cached_token(grant_id=grant.pk, min_valid_seconds=min_valid_seconds)
+    if cached is not None:
+        return cached.tokens
+    return _access_token_refreshed(grant_id=grant.pk, min_valid_seconds=min_valid_seconds)[0]
+
+
+def access_token_issue(
+    *, grant_id: int, min_valid_seconds: float = 0, actor: str, user: Any = None
+) -> TokenSet:
+    """The token broker: `access_token_for` the grant, and a grant.token_issued audit row for
+    `actor`, written before the token is handed out."""
+    cached = grant_cached_token(grant_id=grant_id, min_valid_seconds=min_valid_seconds)
+    if cached is not None:
+        tokens, grant_name = cached.tokens, cached.grant_name
+    else:
+        tokens, grant = _access_token_refreshed(
+            grant_id=grant_id, min_valid_seconds=min_valid_seconds
+        )
+        grant_name = str(grant)
+    audit_write(
+        actor=actor,
+        user=user,
+        action="grant.token_issued",
+        target=AuditTarget(type=Grant._meta.label_lower, id=str(grant_id), name=grant_name),
+    )
+    return tokens
+
+
+def _access_token_refreshed(*, grant_id: int, min_valid_seconds: float) -> tuple[TokenSet, Grant]:
+    """The slow path: the grant read whole, refreshed when needed (once, however many callers
+    ask at once), or the reason why no token can be had raised as GrantUnusable."""
+    grant = Grant.objects.select_related("client").get(pk=grant_id)
     tokens = grant.tokens()
-    if _is_fresh(grant, tokens, min_valid_seconds) and grant.client.is_enabled:
-        return tokens  # type: ignore[return-value]
+    if _is_fresh(grant, tokens, min_valid_seconds):
+        return tokens, grant  # type: ignore[return-value]
     try:
         grant = grant_refresh(grant=grant, force=False, min_valid_seconds=min_valid_seconds)
     except GrantUnusable as exc:
@@ -610,22 +637,9 @@ def access_token_for(*, grant: Grant, min_valid_seconds: float = 0) -> TokenSet:
             and (tokens.expires_at > timezone.now().timestamp() + 5)
         ):
             log.warning("Using the current token of grant %s: %s", grant.pk, exc.message)
-            return tokens
+            return tokens, grant
         raise
-    return grant.tokens()  # type: ignore[return-value]
-
-
-def grant_token_issue(
-    *, grant: Grant, min_valid_seconds: float = 0, user: Any = None, actor: str = ""
-) -> TokenSet:
-    """A valid access token for a caller outside mailgrant (the API broker, the command line),
-    recorded in the audit log (without the token)."""
-    tokens = access_token_for(grant=grant, min_valid_seconds=min_valid_seconds)
-    with transaction.atomic():
-        audit_record(
-            actor=actor or actor_for(user), user=user, target=grant, action="grant.token_issued"
-        )
-    return tokens
+    return grant.tokens(), grant  # type: ignore[return-value]
 
 
 def grant_set_default(*, grant: Grant, user: Any = None) -> Grant:
@@ -667,7 +681,7 @@ def grant_refresh(
     with transaction.atomic():
         grant = Grant.objects.select_for_update().select_related("client").get(pk=grant.pk)
         tokens = grant.tokens()
-        if not force and _is_fresh(grant, tokens, min_valid_seconds) and grant.client.is_enabled:
+        if not force and _is_fresh(grant, tokens, min_valid_seconds):
             return grant
         _check_refreshable(grant, tokens)
         assert tokens is not None and tokens.refresh_token

@@ -32,9 +32,9 @@ from mailgrant.oauth.selectors import (
     oauth_client_public,
 )
 from mailgrant.oauth.services import (
+    access_token_issue,
     authorization_start,
     grant_refresh,
-    grant_token_issue,
     oauth_client_delete,
     oauth_client_save,
     oauth_client_set_status,
@@ -291,7 +291,9 @@ class Command(AdminCommand):
             if default is None:
                 raise CommandError(f"Client {client.name} is not authorized yet: run validate.")
             grant = default
-        tokens = grant_token_issue(grant=grant, min_valid_seconds=o["min_valid"], actor=CLI_ACTOR)
+        tokens = access_token_issue(
+            grant_id=grant.pk, min_valid_seconds=o["min_valid"], actor=CLI_ACTOR
+        )
         write_token(self, tokens, as_json=o["json"])
 
 

@@ -13,10 +13,10 @@ from mailgrant.oauth.management.output import (
 )
 from mailgrant.oauth.selectors import grant_list
 from mailgrant.oauth.services import (
+    access_token_issue,
     grant_delete,
     grant_refresh,
     grant_set_default,
-    grant_token_issue,
 )
 
 
@@ -69,8 +69,8 @@ class Command(AdminCommand):
         elif action == "refresh":
             self.stdout.write(refreshed_text(grant_refresh(grant=grant)))
         elif action == "token":
-            tokens = grant_token_issue(
-                grant=grant, min_valid_seconds=options["min_valid"], actor=CLI_ACTOR
+            tokens = access_token_issue(
+                grant_id=grant.pk, min_valid_seconds=options["min_valid"], actor=CLI_ACTOR
             )
             write_token(self, tokens, as_json=options["json"])
         elif action == "set-default":
