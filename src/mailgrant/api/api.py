@@ -1,8 +1,28 @@
 """The one REST API: /api/v1, OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs."""
 
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.datastructures import MultiValueDict
 from ninja import NinjaAPI
+from ninja.parser import Parser
 
 from mailgrant.api import errors, routers
+
+
+class RepeatsKeptParser(Parser):
+    """A single-valued query parameter sent twice (?limit=5&limit=5000) keeps both values, so
+    validation refuses it (400) instead of the last one winning unseen."""
+
+    def parse_querydict(
+        self, data: MultiValueDict[str, Any], list_fields: list[str], request: HttpRequest
+    ) -> dict[str, Any]:
+        result = super().parse_querydict(data, list_fields, request)
+        for key, values in data.lists():
+            if key not in list_fields and len(values) > 1:
+                result[key] = values
+        return result
+
 
 api = NinjaAPI(
     title="mailgrant",
@@ -13,6 +33,7 @@ api = NinjaAPI(
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    parser=RepeatsKeptParser(),
 )
 errors.install(api)
 api.add_router("/oauth-clients", routers.clients)
