@@ -41,6 +41,13 @@ def test_an_id_that_is_no_integer_is_a_json_400(api, path) -> None:
     assert_problem(call(path), 400)
 
 
+@pytest.mark.parametrize("path", ["/nope", "/oauth-clients/1/nope", "/grants/1/access-token/x"])
+def test_an_unknown_api_path_is_a_json_404(api, path) -> None:
+    # Django's HTML page answered
+    problem = assert_problem(api.get(path), 404)
+    assert problem["code"] == "not_found" and "/api/v1/docs" in problem["message"]
+
+
 @pytest.mark.parametrize("value", [0, -1, BEYOND_64_BITS])
 def test_an_id_out_of_range_is_a_400(api, value) -> None:
     # past 64 bits the database overflowed (500)

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from django.utils.datastructures import MultiValueDict
 from ninja import NinjaAPI
 from ninja.parser import Parser
@@ -41,3 +41,14 @@ api.add_router("/authorizations", routers.authorizations)
 api.add_router("/grants", routers.grants)
 api.add_router("/mailboxes", routers.mailboxes)
 api.add_router("/messages", routers.messages)
+
+
+def unknown_path(request: HttpRequest, rest: str = "") -> JsonResponse:
+    """Anything under /api/v1/ that is no route: a problem in JSON, as every API answer is,
+    never Django's HTML page."""
+    response = JsonResponse(
+        {"code": "not_found", "message": f"No API path {request.path!r}: see /api/v1/docs."},
+        status=404,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
