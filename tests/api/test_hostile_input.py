@@ -5,6 +5,7 @@ problem JSON."""
 import socket
 
 import pytest
+from django.test import Client
 
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.oauth.models import OAuthClient
@@ -46,6 +47,12 @@ def test_an_unknown_api_path_is_a_json_404(api, path) -> None:
     # Django's HTML page answered
     problem = assert_problem(api.get(path), 404)
     assert problem["code"] == "not_found" and "/api/v1/docs" in problem["message"]
+
+
+def test_a_post_to_an_unknown_api_path_is_a_json_404_too() -> None:
+    browserless = Client(enforce_csrf_checks=True)  # as a real server: CSRF checked
+    response = browserless.post("/api/v1/nope", data="{}", content_type="application/json")
+    assert_problem(response, 404)
 
 
 @pytest.mark.parametrize("value", [0, -1, BEYOND_64_BITS])
