@@ -21,6 +21,7 @@ def test_valid_proxies(proxy: str) -> None:
         "http://proxy:3128/path",
         "http://proxy:abc",
         "javascript:alert(1)",
+        "http://[::1",
     ],
 )
 def test_malformed_proxies_are_refused(proxy: str) -> None:
@@ -36,6 +37,13 @@ def test_requests_go_through_the_proxy(fake_provider) -> None:
         response = client.get("http://provider.invalid/via-proxy")
     assert response.status_code == 200
     assert fake_provider.requests[0].headers["Host"] == "provider.invalid"
+
+
+def test_a_socks_proxy_makes_a_client() -> None:
+    """socks5 is an accepted scheme, so its support (socksio) must be installed: a missing one
+    made every request of such a client a server error."""
+    with http_client(HttpSettings(proxy="socks5://127.0.0.1:1080", timeout=3)) as client:
+        assert client._mounts
 
 
 def test_timeouts_and_no_environment_proxies(monkeypatch) -> None:

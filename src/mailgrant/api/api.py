@@ -2,11 +2,30 @@
 
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern
+from django.utils.datastructures import MultiValueDict
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
+from ninja.parser import Parser
 
 from mailgrant.api import errors, routers
 from mailgrant.api.broker import with_fast_path
+
+
+class RepeatsKeptParser(Parser):
+    """A single-valued query parameter sent twice (?limit=5&limit=5000) keeps both values, so
+    validation refuses it (400) instead of the last one winning unseen."""
+
+    def parse_querydict(
+        self, data: MultiValueDict[str, Any], list_fields: list[str], request: HttpRequest
+    ) -> dict[str, Any]:
+        result = super().parse_querydict(data, list_fields, request)
+        for key, values in data.lists():
+            if key not in list_fields and len(values) > 1:
+                result[key] = values
+        return result
+
 
 api = NinjaAPI(
     title="mailgrant",
@@ -17,6 +36,7 @@ api = NinjaAPI(
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    parser=RepeatsKeptParser(),
 )
 errors.install(api)
 api.add_router("/health", routers.health)
@@ -36,3 +56,15 @@ def urls() -> tuple[list[Any], str, str]:
         raise RuntimeError(f"The broker's URL pattern ({broker!r}) is not where expected.")
     fast = URLPattern(found[0].pattern, with_fast_path(found[0].callback), None, broker)
     return [fast if p is found[0] else p for p in patterns], app_name, namespace
+
+
+@csrf_exempt  # whatever the method: there is nothing here to protect, and no HTML 403 either
+def unknown_path(request: HttpRequest, rest: str = "") -> JsonResponse:
+    """Anything under /api/v1/ that is no route: a problem in JSON, as every API answer is,
+    never Django's HTML page."""
+    response = JsonResponse(
+        {"code": "not_found", "message": f"No API path {request.path!r}: see /api/v1/docs."},
+        status=404,
+    )
+    response["Cache-Control"] = "no-store"
+    return response

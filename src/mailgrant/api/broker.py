@@ -28,6 +28,7 @@ View = Callable[..., HttpResponse]
 
 _MAX_VALID = 86400  # as the route's Query(le=86400)
 _PLAIN_NUMBER = re.compile(r"\d{1,5}")
+_PLAIN_ID = re.compile(r"[1-9]\d{0,18}")
 _ENCODER = NinjaJSONEncoder()  # the API's JSON, as its renderer writes it
 
 
@@ -38,9 +39,17 @@ def with_fast_path(route: View) -> View:
     # which checks CSRF itself.
     @csrf_exempt
     def broker(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return _answer(request, kwargs.get("grant_id")) or route(request, *args, **kwargs)
+        return _answer(request, _grant_id(kwargs.get("grant_id"))) or route(
+            request, *args, **kwargs
+        )
 
     return broker
+
+
+def _grant_id(value: Any) -> int | None:
+    """The path's grant id when it is plainly one (the route refuses anything else)."""
+    text = str(value) if value is not None else ""
+    return int(text) if _PLAIN_ID.fullmatch(text) else None
 
 
 def _answer(request: HttpRequest, grant_id: int | None) -> HttpResponse | None:

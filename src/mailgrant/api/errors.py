@@ -13,6 +13,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from mailgrant.api.auth import Forbidden
+from mailgrant.api.schemas import Problem
 from mailgrant.mailboxes.services import MailboxError, MailboxInvalid
 from mailgrant.oauth.services import (
     AuthorizationFailed,
@@ -31,6 +32,19 @@ UNPROCESSABLE = {
     "endpoints_missing",
     "invalid",
 }
+
+
+# Every route can answer bad input (400), a missing or unknown key (401) and a missing scope (403).
+ALWAYS = (400, 401, 403)
+# A route that reaches a provider or a mail server: the peer's refusal (422 when the admin must
+# act, 502 otherwise) or its absence (503).
+PEER = (422, 502, 503)
+
+
+def answers(success: dict[int, Any], *statuses: int) -> dict[int, Any]:
+    """A route's documented responses: `success`, and a Problem for each error status it can
+    give besides ALWAYS."""
+    return {**success, **dict.fromkeys(sorted({*ALWAYS, *statuses}), Problem)}
 
 
 class ApiError(Exception):

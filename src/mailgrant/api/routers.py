@@ -1,23 +1,24 @@
 """Thin routes: parse, call the same services the admin uses, map the outcome."""
 
-from __future__ import annotations
-
 import base64
 import binascii
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from django.db import models
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema, Status
 from ninja.errors import ValidationError as NinjaValidationError
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from pydantic import ValidationError as PydanticValidationError
 
 from mailgrant.api.auth import principal_of, scope
-from mailgrant.api.errors import ApiError
+from mailgrant.api.errors import PEER, ApiError, answers
 from mailgrant.api.schemas import (
     AuthorizationOut,
+    ClientStatus,
+    ClientType,
     FetchOut,
     GrantOut,
     HealthOut,
@@ -28,6 +29,9 @@ from mailgrant.api.schemas import (
     OAuthClientCreate,
     OAuthClientOut,
     OAuthClientPatch,
+    ObjectId,
+    Pagination,
+    ProviderName,
     SendIn,
     SendOut,
     TestOut,
@@ -103,22 +107,27 @@ def service_health(request: HttpRequest, response: HttpResponse) -> Any:
 # --- OAuth clients ---------------------------------------------------------------------------
 
 
+def _default(model: type[OAuthClient], field: str) -> Any:
+    found = model._meta.get_field(field)
+    return found.get_default() if isinstance(found, models.Field) else None
+
+
 def _client_out(client: OAuthClient) -> dict[str, Any]:
     return oauth_client_public(client=client)
 
 
-@clients.get("", response=list[OAuthClientOut], auth=scope("read"))
-@paginate(LimitOffsetPagination)
+@clients.get("", response=answers({200: list[OAuthClientOut]}), auth=scope("read"))
+@paginate(Pagination)
 def list_clients(
     request: HttpRequest,
-    provider: str | None = None,
-    type: str | None = None,
-    status: str | None = None,
+    provider: ProviderName | None = None,
+    type: ClientType | None = None,
+    status: ClientStatus | None = None,
 ) -> Any:
     return [_client_out(c) for c in oauth_client_list(provider=provider, type=type, status=status)]
 
 
-@clients.post("", response={201: OAuthClientOut}, auth=scope("write"))
+@clients.post("", response=answers({201: OAuthClientOut}, 409), auth=scope("write"))
 def create_client(request: HttpRequest, body: OAuthClientCreate) -> Any:
     data = body.model_dump(exclude_none=True)
     secret = data.pop("client_secret", None)
@@ -130,18 +139,21 @@ def create_client(request: HttpRequest, body: OAuthClientCreate) -> Any:
     return Status(201, _client_out(saved))
 
 
-@clients.get("/{int:client_id}", response=OAuthClientOut, auth=scope("read"))
-def get_client(request: HttpRequest, client_id: int) -> Any:
+@clients.get("/{client_id}", response=answers({200: OAuthClientOut}, 404), auth=scope("read"))
+def get_client(request: HttpRequest, client_id: ObjectId) -> Any:
     return _client_out(get_object_or_404(OAuthClient, pk=client_id))
 
 
-@clients.patch("/{int:client_id}", response=OAuthClientOut, auth=scope("write"))
-def update_client(request: HttpRequest, client_id: int, body: OAuthClientPatch) -> Any:
+@clients.patch(
+    "/{client_id}", response=answers({200: OAuthClientOut}, 404, 409), auth=scope("write")
+)
+def update_client(request: HttpRequest, client_id: ObjectId, body: OAuthClientPatch) -> Any:
     client = get_object_or_404(OAuthClient, pk=client_id)
     data = body.model_dump(exclude_unset=True)
     secret = data.pop("client_secret", None)
     for field, value in data.items():
-        setattr(client, field, value if value is not None else "")
+        # null clears a field: its default ({} for user fields), never a value of another type
+        setattr(client, field, value if value is not None else _default(OAuthClient, field))
     if (
         "name" in data
         and OAuthClient.objects.filter(name=client.name).exclude(pk=client.pk).exists()
@@ -151,15 +163,19 @@ def update_client(request: HttpRequest, client_id: int, body: OAuthClientPatch) 
     return _client_out(oauth_client_save(client=client, client_secret=secret, user=_user(request)))
 
 
-@clients.delete("/{int:client_id}", response={204: None}, auth=scope("write"))
-def delete_client(request: HttpRequest, client_id: int) -> Any:
+@clients.delete("/{client_id}", response=answers({204: None}, 404, 409), auth=scope("write"))
+def delete_client(request: HttpRequest, client_id: ObjectId) -> Any:
     client = get_object_or_404(OAuthClient, pk=client_id)
     oauth_client_delete(client=client, user=_user(request))
     return Status(204, None)
 
 
-@clients.post("/{int:client_id}/validate", response={201: ValidateOut}, auth=scope("write"))
-def validate_client(request: HttpRequest, client_id: int) -> Any:
+@clients.post(
+    "/{client_id}/validate",
+    response=answers({201: ValidateOut}, 404, *PEER),
+    auth=scope("write"),
+)
+def validate_client(request: HttpRequest, client_id: ObjectId) -> Any:
     """Start a Validate that completes in any browser. An empty body validates the default
     grant; a JSON body may name another of this client's grants (`grant`) and preselect the
     account (`login_hint`)."""
@@ -185,20 +201,26 @@ def _started_out(started: StartedAuthorization) -> dict[str, Any]:
     }
 
 
-@clients.post("/{int:client_id}/refresh", response=GrantOut, auth=scope("write"))
-def refresh_client(request: HttpRequest, client_id: int) -> Any:
+@clients.post(
+    "/{client_id}/refresh", response=answers({200: GrantOut}, 404, *PEER), auth=scope("write")
+)
+def refresh_client(request: HttpRequest, client_id: ObjectId) -> Any:
     grant = get_object_or_404(Grant, client_id=client_id, is_default=True)
     return grant_refresh(grant=grant, user=_user(request))
 
 
-@clients.get("/{int:client_id}/grants", response=list[GrantOut], auth=scope("read"))
-def list_grants(request: HttpRequest, client_id: int) -> Any:
+@clients.get(
+    "/{client_id}/grants", response=answers({200: list[GrantOut]}, 404), auth=scope("read")
+)
+def list_grants(request: HttpRequest, client_id: ObjectId) -> Any:
     client = get_object_or_404(OAuthClient, pk=client_id)
     return list(grant_list(client=client))
 
 
-@authorizations.get("/{int:authorization_id}", response=AuthorizationOut, auth=scope("read"))
-def get_authorization(request: HttpRequest, authorization_id: int) -> Any:
+@authorizations.get(
+    "/{authorization_id}", response=answers({200: AuthorizationOut}, 404), auth=scope("read")
+)
+def get_authorization(request: HttpRequest, authorization_id: ObjectId) -> Any:
     pending = get_object_or_404(PendingAuthorization, pk=authorization_id)
     return {
         "id": pending.pk,
@@ -213,10 +235,14 @@ def get_authorization(request: HttpRequest, authorization_id: int) -> Any:
 # --- the token broker ------------------------------------------------------------------------
 
 
-@grants.post("/{int:grant_id}/access-token", response=TokenOut, auth=scope("tokens"))
+@grants.post(
+    "/{grant_id}/access-token",
+    response=answers({200: TokenOut}, 404, *PEER),
+    auth=scope("tokens"),
+)
 def broker(
     request: HttpRequest,
-    grant_id: int,
+    grant_id: ObjectId,
     response: HttpResponse,
     min_valid_seconds: int = Query(0, ge=0, le=86400),
 ) -> Any:
@@ -247,31 +273,33 @@ def token_body(tokens: TokenSet) -> dict[str, Any]:
     }
 
 
-@grants.get("", response=list[GrantOut], auth=scope("read"))
-@paginate(LimitOffsetPagination)
-def list_all_grants(request: HttpRequest, client_id: int | None = None) -> Any:
+@grants.get("", response=answers({200: list[GrantOut]}, 404), auth=scope("read"))
+@paginate(Pagination)
+def list_all_grants(request: HttpRequest, client_id: ObjectId | None = None) -> Any:
     client = get_object_or_404(OAuthClient, pk=client_id) if client_id is not None else None
     return grant_list(client=client)
 
 
-@grants.get("/{int:grant_id}", response=GrantOut, auth=scope("read"))
-def get_grant(request: HttpRequest, grant_id: int) -> Any:
+@grants.get("/{grant_id}", response=answers({200: GrantOut}, 404), auth=scope("read"))
+def get_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     return get_object_or_404(Grant, pk=grant_id)
 
 
-@grants.post("/{int:grant_id}/refresh", response=GrantOut, auth=scope("write"))
-def refresh_grant(request: HttpRequest, grant_id: int) -> Any:
+@grants.post(
+    "/{grant_id}/refresh", response=answers({200: GrantOut}, 404, *PEER), auth=scope("write")
+)
+def refresh_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     return grant_refresh(grant=get_object_or_404(Grant, pk=grant_id), user=_user(request))
 
 
-@grants.post("/{int:grant_id}/default", response=GrantOut, auth=scope("write"))
-def set_default_grant(request: HttpRequest, grant_id: int) -> Any:
+@grants.post("/{grant_id}/default", response=answers({200: GrantOut}, 404), auth=scope("write"))
+def set_default_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     """Make this grant the one its client uses wherever no grant is named."""
     return grant_set_default(grant=get_object_or_404(Grant, pk=grant_id), user=_user(request))
 
 
-@grants.delete("/{int:grant_id}", response={204: None}, auth=scope("write"))
-def delete_grant(request: HttpRequest, grant_id: int) -> Any:
+@grants.delete("/{grant_id}", response=answers({204: None}, 404, 409), auth=scope("write"))
+def delete_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     grant_delete(grant=get_object_or_404(Grant, pk=grant_id), user=_user(request))
     return Status(204, None)
 
@@ -294,27 +322,42 @@ def _mailbox_out(mailbox: Mailbox) -> dict[str, Any]:
     return data
 
 
+def _referenced(model: type[OAuthClient] | type[Grant], pk: int, field: str) -> Any:
+    """The object a request body points to; a dangling id is bad input (400), not a missing
+    page (404)."""
+    found = model.objects.filter(pk=pk).first()
+    if found is None:
+        message = f"No {model._meta.verbose_name} with id {pk}."
+        raise ApiError(
+            400,
+            "validation_error",
+            f"{field}: {message}",
+            fields=[{"field": field, "message": message}],
+        )
+    return found
+
+
 def _apply_mailbox(mailbox: Mailbox, data: dict[str, Any]) -> str | None:
     password = data.pop("password", None)
     if "oauth_client" in data:
         value = data.pop("oauth_client")
-        mailbox.oauth_client = get_object_or_404(OAuthClient, pk=value) if value else None
+        mailbox.oauth_client = _referenced(OAuthClient, value, "oauth_client") if value else None
     if "grant" in data:
         value = data.pop("grant")
-        mailbox.grant = get_object_or_404(Grant, pk=value) if value else None
+        mailbox.grant = _referenced(Grant, value, "grant") if value else None
     for field, value in data.items():
         setattr(mailbox, field, value)
     mailbox.full_clean(exclude=["password"])
     return password
 
 
-@mailboxes.get("", response=list[MailboxOut], auth=scope("read"))
-@paginate(LimitOffsetPagination)
+@mailboxes.get("", response=answers({200: list[MailboxOut]}), auth=scope("read"))
+@paginate(Pagination)
 def list_mailboxes(request: HttpRequest) -> Any:
     return [_mailbox_out(m) for m in Mailbox.objects.all()]
 
 
-@mailboxes.post("", response={201: MailboxOut}, auth=scope("write"))
+@mailboxes.post("", response=answers({201: MailboxOut}, 409), auth=scope("write"))
 def create_mailbox(request: HttpRequest, body: MailboxCreate) -> Any:
     data = body.model_dump(exclude_none=True)
     if Mailbox.objects.filter(name=data["name"]).exists():
@@ -325,13 +368,15 @@ def create_mailbox(request: HttpRequest, body: MailboxCreate) -> Any:
     return Status(201, _mailbox_out(saved))
 
 
-@mailboxes.get("/{int:mailbox_id}", response=MailboxOut, auth=scope("read"))
-def get_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+@mailboxes.get("/{mailbox_id}", response=answers({200: MailboxOut}, 404), auth=scope("read"))
+def get_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     return _mailbox_out(get_object_or_404(Mailbox, pk=mailbox_id))
 
 
-@mailboxes.patch("/{int:mailbox_id}", response=MailboxOut, auth=scope("write"))
-def update_mailbox(request: HttpRequest, mailbox_id: int, body: MailboxPatch) -> Any:
+@mailboxes.patch(
+    "/{mailbox_id}", response=answers({200: MailboxOut}, 404, 409), auth=scope("write")
+)
+def update_mailbox(request: HttpRequest, mailbox_id: ObjectId, body: MailboxPatch) -> Any:
     mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
     data = body.model_dump(exclude_unset=True)
     if (
@@ -343,14 +388,16 @@ def update_mailbox(request: HttpRequest, mailbox_id: int, body: MailboxPatch) ->
     return _mailbox_out(mailbox_save(mailbox=mailbox, password=password, user=_user(request)))
 
 
-@mailboxes.delete("/{int:mailbox_id}", response={204: None}, auth=scope("write"))
-def delete_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+@mailboxes.delete("/{mailbox_id}", response=answers({204: None}, 404, 409), auth=scope("write"))
+def delete_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     mailbox_delete(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=_user(request))
     return Status(204, None)
 
 
-@mailboxes.post("/{int:mailbox_id}/authorize", response={201: ValidateOut}, auth=scope("write"))
-def authorize_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+@mailboxes.post(
+    "/{mailbox_id}/authorize", response=answers({201: ValidateOut}, 404, *PEER), auth=scope("write")
+)
+def authorize_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     """Validate the mailbox's own account (a grant of its client, its address as login hint);
     completes in any browser, polled like a client's Validate."""
     mailbox = get_object_or_404(Mailbox.objects.select_related("grant"), pk=mailbox_id)
@@ -358,8 +405,10 @@ def authorize_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
     return Status(201, _started_out(started))
 
 
-@mailboxes.post("/{int:mailbox_id}/test", response=TestOut, auth=scope("write"))
-def test_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+@mailboxes.post(
+    "/{mailbox_id}/test", response=answers({200: TestOut}, 404, *PEER), auth=scope("write")
+)
+def test_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     result = mailbox_test(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=_user(request))
     return {
         **result.__dict__,
@@ -368,22 +417,29 @@ def test_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
     }
 
 
-@mailboxes.post("/{int:mailbox_id}/fetch", response=FetchOut, auth=scope("write"))
-def fetch_mailbox(request: HttpRequest, mailbox_id: int) -> Any:
+@mailboxes.post(
+    "/{mailbox_id}/fetch", response=answers({200: FetchOut}, 404, *PEER), auth=scope("write")
+)
+def fetch_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     return mailbox_fetch(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=_user(request))
 
 
 @mailboxes.get(
-    "/{int:mailbox_id}/messages", response=list[MessageOut], auth=scope("read"), by_alias=True
+    "/{mailbox_id}/messages",
+    response=answers({200: list[MessageOut]}, 404),
+    auth=scope("read"),
+    by_alias=True,
 )
-@paginate(LimitOffsetPagination)
-def list_messages(request: HttpRequest, mailbox_id: int) -> Any:
+@paginate(Pagination)
+def list_messages(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
     return Message.objects.filter(mailbox=mailbox).order_by("-fetched_at", "-id")
 
 
-@mailboxes.post("/{int:mailbox_id}/send", response=SendOut, auth=scope("write"))
-def send_mailbox(request: HttpRequest, mailbox_id: int, body: SendIn) -> Any:
+@mailboxes.post(
+    "/{mailbox_id}/send", response=answers({200: SendOut}, 404, *PEER), auth=scope("write")
+)
+def send_mailbox(request: HttpRequest, mailbox_id: ObjectId, body: SendIn) -> Any:
     mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
     recipients = [*body.to, *body.cc, *body.bcc]
     try:
@@ -419,9 +475,19 @@ def send_mailbox(request: HttpRequest, mailbox_id: int, body: SendIn) -> Any:
 
 
 @messages.get(
-    "/{int:message_id}/raw", auth=scope("read"), response={200: None, 404: dict[str, str]}
+    "/{message_id}/raw",
+    auth=scope("read"),
+    response=answers({200: None}, 404),
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The message as fetched (RFC 822 bytes)",
+                "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
 )
-def message_raw(request: HttpRequest, message_id: int) -> Any:
+def message_raw(request: HttpRequest, message_id: ObjectId) -> Any:
     message = get_object_or_404(Message, pk=message_id)
     path = store_root() / message.path
     if not path.is_file():

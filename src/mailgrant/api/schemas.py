@@ -4,16 +4,73 @@ the same thing); secrets are accepted and never returned."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from ninja import Field, Schema
-from pydantic import ConfigDict
+from ninja import Field, Path, Schema
+from ninja.pagination import LimitOffsetPagination
+from pydantic import ConfigDict, field_validator
+from pydantic_core import PydanticCustomError
+
+# An object's id in a URL: a positive 64-bit integer (a BigAutoField). Anything else is a 400,
+# never a database overflow.
+MAX_ID = 2**63 - 1
+ObjectId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+ProviderName = Literal["google", "azure", "generic"]
+ClientType = Literal["mailbox", "user"]
+ClientStatus = Literal["enabled", "disabled"]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class Input(Schema):
+    """A request body: unknown fields are an error, and so is a value of the wrong JSON type
+    (0 for false, "1" for 1), as the OpenAPI document says. NUL characters are refused
+    everywhere: PostgreSQL cannot store them, and no name, URL or mail header may hold one."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise PydanticCustomError("nul_character", "must not contain NUL characters")
+        return value
+
+
+MAX_PAGE = 1000
+
+
+class Pagination(LimitOffsetPagination):
+    """Limit and offset with bounds: at most MAX_PAGE items a page, and offset + limit within a
+    64-bit integer (beyond it the database overflows: a 409 on SQLite, a 500 on PostgreSQL)."""
+
+    class Input(Schema):
+        limit: int = Field(100, ge=1, le=MAX_PAGE)
+        offset: int = Field(0, ge=0, le=MAX_ID - MAX_PAGE)
+
+
+class FieldProblem(Schema):
+    field: str
+    message: str
 
 
 class Problem(Schema):
+    """Every error: a stable `code`, a sentence, and the fields at fault for bad input."""
+
     code: str
     message: str
-    fields: list[dict[str, str]] | None = None
+    fields: list[FieldProblem] | None = None
+    details: dict[str, Any] | None = None
 
 
 class GrantOut(Schema):
@@ -29,11 +86,9 @@ class GrantOut(Schema):
     last_error: str
 
 
-class OAuthClientBase(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    provider: Literal["google", "azure", "generic"] | None = None
-    type: Literal["mailbox", "user"] | None = None
+class OAuthClientBase(Input):
+    provider: ProviderName | None = None
+    type: ClientType | None = None
     client_id: str | None = Field(None, max_length=500)
     client_secret: str | None = Field(None, max_length=5000, description="write-only")
     tenant: str | None = Field(None, max_length=200)
@@ -43,7 +98,7 @@ class OAuthClientBase(Schema):
     token_url: str | None = Field(None, max_length=500)
     proxy: str | None = Field(None, max_length=500)
     verify_ssl: bool | None = None
-    status: Literal["enabled", "disabled"] | None = None
+    status: ClientStatus | None = None
     scope_separator: str | None = Field(None, max_length=5)
     userinfo_endpoint: str | None = Field(None, max_length=500)
     user_data_source: Literal["id_token", "endpoint"] | None = None
@@ -56,11 +111,13 @@ class OAuthClientBase(Schema):
 
 class OAuthClientCreate(OAuthClientBase):
     name: str = Field(..., min_length=1, max_length=200)
-    provider: Literal["google", "azure", "generic"]
+    provider: ProviderName
     client_id: str = Field(..., min_length=1, max_length=500)
 
 
 class OAuthClientPatch(OAuthClientBase):
+    """Only the fields sent change; null restores a field's default (empty for most)."""
+
     name: str | None = Field(None, min_length=1, max_length=200)
 
 
@@ -118,7 +175,7 @@ class HealthOut(Schema):
     status: Literal["ok"]
 
 
-class TokenRequest(Schema):
+class TokenRequest(Input):
     min_valid_seconds: int = Field(0, ge=0, le=86400)
 
 
@@ -129,9 +186,7 @@ class TokenOut(Schema):
     scope: str
 
 
-class MailboxBase(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class MailboxBase(Input):
     direction: Literal["incoming", "outgoing"] | None = None
     protocol: Literal["imap", "pop3", "smtp"] | None = None
     host: str | None = Field(None, min_length=1, max_length=255)
@@ -140,8 +195,8 @@ class MailboxBase(Schema):
     username: str | None = Field(None, min_length=1, max_length=320)
     auth_method: Literal["password", "oauth2"] | None = None
     password: str | None = Field(None, max_length=5000, description="write-only")
-    oauth_client: int | None = None
-    grant: int | None = None
+    oauth_client: int | None = Field(None, ge=1, le=MAX_ID)
+    grant: int | None = Field(None, ge=1, le=MAX_ID)
     sasl_mechanism: Literal["xoauth2", "oauthbearer"] | None = None
     smtp_username: str | None = Field(None, max_length=320)
     folder: str | None = Field(None, max_length=500)
@@ -219,15 +274,13 @@ class MessageOut(Schema):
     fetched_at: datetime
 
 
-class AttachmentIn(Schema):
+class AttachmentIn(Input):
     filename: str = Field(..., min_length=1, max_length=255)
     content_base64: str = Field(..., max_length=50_000_000)
     content_type: str = Field("application/octet-stream", max_length=255)
 
 
-class SendIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class SendIn(Input):
     to: list[str] = Field(default_factory=list, max_length=500)
     cc: list[str] = Field(default_factory=list, max_length=500)
     bcc: list[str] = Field(default_factory=list, max_length=500)

@@ -23,7 +23,10 @@ class ProxyError(ValueError):
 def validate_proxy(proxy: str) -> str:
     """The proxy URL as httpx wants it, or ProxyError with a sentence for the admin."""
     proxy = proxy.strip()
-    parts = urlsplit(proxy)
+    try:
+        parts = urlsplit(proxy)
+    except ValueError as exc:  # an unclosed IPv6 bracket, for one
+        raise ProxyError(f"The proxy URL cannot be read ({exc}).") from exc
     if parts.scheme not in PROXY_SCHEMES:
         raise ProxyError(
             "A proxy must be a URL such as http://proxy.example.com:3128 "

@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from mailgrant.api import api
+from mailgrant.api.api import unknown_path
 from mailgrant.sso.urls import account_urlpatterns
 
 admin.site.site_header = "mailgrant"
@@ -17,4 +18,5 @@ urlpatterns = [
     path("", include("mailgrant.sso.urls")),
     *account_urlpatterns,
     path("api/v1/", api.urls()),
+    re_path(r"^api/v1/(?P<rest>.*)$", unknown_path),
 ]
