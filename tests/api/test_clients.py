@@ -157,3 +157,31 @@ def test_validate_through_the_api_completes_in_any_browser(api, oidc) -> None:
     assert refreshed.status_code == 200 and refreshed.json()["last_refresh_at"]
     replay = anonymous_browser.get(redirect[redirect.index("/oauth/") :])
     assert replay.status_code == 400 and "already used" in replay.content.decode()
+
+
+def test_related_ldaps_are_set_read_and_checked(api_as) -> None:
+    from mailgrant.sso.models import LdapDirectory
+
+    corp = LdapDirectory.objects.create(
+        name="Corp", server_uri="ldap://127.0.0.1:1", base_dn="dc=example,dc=test"
+    )
+    api = api_as("read", "write")
+    body = {
+        "name": "Corp sign-in",
+        "provider": "azure",
+        "type": "user",
+        "client_id": "00000000-1111-2222-3333-444444444444",
+        "related_ldaps": [corp.pk],
+    }
+    created = api.post("/oauth-clients", body)
+    assert created.status_code == 201, created.content
+    assert created.json()["related_ldaps"] == [corp.pk]
+    client_id = created.json()["id"]
+
+    dangling = api.patch(f"/oauth-clients/{client_id}", {"related_ldaps": [corp.pk + 99]})
+    assert dangling.status_code == 400
+    assert dangling.json()["fields"][0]["field"] == "related_ldaps"
+    assert api.get(f"/oauth-clients/{client_id}").json()["related_ldaps"] == [corp.pk]
+
+    cleared = api.patch(f"/oauth-clients/{client_id}", {"related_ldaps": []})
+    assert cleared.status_code == 200 and cleared.json()["related_ldaps"] == []

@@ -309,3 +309,32 @@ def test_canary_secret_and_tokens_in_no_output(cli, oidc, oidc_client, validate_
     for event in AuditEvent.objects.all():
         for canary in canaries:
             assert canary not in f"{event.actor} {event.target_repr} {event.message}"
+
+
+def test_related_ldaps_by_name(cli, db) -> None:
+    from mailgrant.sso.models import LdapDirectory
+
+    LdapDirectory.objects.create(
+        name="Corp", server_uri="ldap://127.0.0.1:1", base_dn="dc=example,dc=test"
+    )
+    cli(
+        "client",
+        "add",
+        "--name",
+        "Corp sign-in",
+        "--provider",
+        "azure",
+        "--type",
+        "user",
+        "--client-id",
+        "00000000-1111-2222-3333-444444444444",
+        "--related-ldap",
+        "Corp",
+    )
+    client = OAuthClient.objects.get(name="Corp sign-in")
+    assert [d.name for d in client.related_ldaps.all()] == ["Corp"]
+    with pytest.raises(CommandError, match="no LDAP directory named 'Nope'"):
+        cli("client", "update", "Corp sign-in", "--related-ldap", "Nope")
+    assert client.related_ldaps.count() == 1
+    cli("client", "update", "Corp sign-in", "--related-ldap", "")
+    assert client.related_ldaps.count() == 0

@@ -65,6 +65,7 @@ from mailgrant.oauth.services import (
     oauth_client_delete,
     oauth_client_save,
 )
+from mailgrant.sso.models import LdapDirectory
 
 health = Router(tags=["service"])
 clients = Router(tags=["oauth-clients"])
@@ -131,11 +132,14 @@ def list_clients(
 def create_client(request: HttpRequest, body: OAuthClientCreate) -> Any:
     data = body.model_dump(exclude_none=True)
     secret = data.pop("client_secret", None)
+    directories = _directories(data.pop("related_ldaps", None))
     if OAuthClient.objects.filter(name=data["name"]).exists():
         raise ApiError(409, "conflict", f"An OAuth client named {data['name']!r} exists.")
     client = OAuthClient(**data)
     client.full_clean(exclude=["client_secret", "metadata"])
-    saved = oauth_client_save(client=client, client_secret=secret, user=_user(request))
+    saved = oauth_client_save(
+        client=client, client_secret=secret, related_ldaps=directories, user=_user(request)
+    )
     return Status(201, _client_out(saved))
 
 
@@ -151,6 +155,7 @@ def update_client(request: HttpRequest, client_id: ObjectId, body: OAuthClientPa
     client = get_object_or_404(OAuthClient, pk=client_id)
     data = body.model_dump(exclude_unset=True)
     secret = data.pop("client_secret", None)
+    directories = _directories(data.pop("related_ldaps", None)) if "related_ldaps" in data else None
     for field, value in data.items():
         # null clears a field: its default ({} for user fields), never a value of another type
         setattr(client, field, value if value is not None else _default(OAuthClient, field))
@@ -160,7 +165,26 @@ def update_client(request: HttpRequest, client_id: ObjectId, body: OAuthClientPa
     ):
         raise ApiError(409, "conflict", f"An OAuth client named {client.name!r} exists.")
     client.full_clean(exclude=["client_secret", "metadata"])
-    return _client_out(oauth_client_save(client=client, client_secret=secret, user=_user(request)))
+    saved = oauth_client_save(
+        client=client, client_secret=secret, related_ldaps=directories, user=_user(request)
+    )
+    return _client_out(saved)
+
+
+def _directories(ids: list[int] | None) -> list[LdapDirectory]:
+    """The LDAP directories a client names (null or absent: none); an unknown id is a 400."""
+    wanted = set(ids or ())
+    found = list(LdapDirectory.objects.filter(pk__in=wanted))
+    missing = sorted(wanted - {d.pk for d in found})
+    if missing:
+        message = f"No LDAP directory with id {missing[0]}."
+        raise ApiError(
+            400,
+            "validation_error",
+            f"related_ldaps: {message}",
+            fields=[{"field": "related_ldaps", "message": message}],
+        )
+    return found
 
 
 @clients.delete("/{client_id}", response=answers({204: None}, 404, 409), auth=scope("write"))

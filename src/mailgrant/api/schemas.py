@@ -107,6 +107,9 @@ class OAuthClientBase(Input):
     user_create_expression: str | None = Field(None, max_length=10000)
     login_button_caption: str | None = Field(None, max_length=200)
     login_button_icon: str | None = Field(None, max_length=200)
+    related_ldaps: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
+        None, max_length=100, description="ids of LDAP directories (user type)"
+    )
 
 
 class OAuthClientCreate(OAuthClientBase):
@@ -144,6 +147,7 @@ class OAuthClientOut(Schema):
     user_create_expression: str
     login_button_caption: str
     login_button_icon: str
+    related_ldaps: list[int]
     redirect_uri: str
     created_at: datetime
     updated_at: datetime

@@ -200,6 +200,7 @@ def oauth_client_public(*, client: OAuthClient) -> dict[str, Any]:
     return {
         "id": client.pk,
         **{name: getattr(client, name) for name in OAUTH_CLIENT_FIELDS},
+        "related_ldaps": sorted(client.related_ldaps.values_list("pk", flat=True)),
         "has_client_secret": bool(client.client_secret),
         "redirect_uri": oauth_client_redirect_uri(client=client),
         "created_at": client.created_at,

@@ -151,9 +151,14 @@ def _sign_in_errors(*, client: OAuthClient) -> dict[str, str]:
 
 
 def oauth_client_save(
-    *, client: OAuthClient, client_secret: str | None = None, user: Any = None
+    *,
+    client: OAuthClient,
+    client_secret: str | None = None,
+    related_ldaps: Collection[Any] | None = None,
+    user: Any = None,
 ) -> OAuthClient:
-    """Create or update `client`; a non-empty `client_secret` replaces the stored one."""
+    """Create or update `client`; a non-empty `client_secret` replaces the stored one, and
+    `related_ldaps` (LDAP directories), when given, replaces the client's."""
     errors = oauth_client_check(client=client)
     if errors:
         raise OAuthClientInvalid(errors)
@@ -162,6 +167,8 @@ def oauth_client_save(
     creating = client.pk is None
     with transaction.atomic():
         client.save()
+        if related_ldaps is not None:
+            client.related_ldaps.set(related_ldaps)
         audit_record(
             actor=actor_for(user),
             user=user,

@@ -40,6 +40,7 @@ from mailgrant.oauth.services import (
     oauth_client_set_status,
 )
 from mailgrant.providers import PROVIDERS
+from mailgrant.sso.models import LdapDirectory
 
 # A flag per field of the client form, named after it (client_id -> --client-id).
 CHOICES = {
@@ -151,6 +152,14 @@ class Command(AdminCommand):
             parser.add_argument(_flag(field), help=_help(field), metavar="TEXT")
         add_bool_argument(parser, "verify-ssl", "check the provider's TLS certificate")
         parser.add_argument("--user-fields", metavar="JSON", help=_help("user_fields"))
+        parser.add_argument(
+            "--related-ldap",
+            dest="related_ldaps",
+            action="append",
+            metavar="NAME",
+            help="an LDAP directory whose users sign-ins link to (repeat for several; "
+            "--related-ldap '' clears them)",
+        )
         add_secret_arguments(parser, "client-secret", "client secret")
         parser.add_argument("--json", action="store_true")
 
@@ -220,7 +229,9 @@ class Command(AdminCommand):
             raise CommandError(f"An OAuth client named {data['name']!r} exists already.")
         client = OAuthClient(**data)
         client.full_clean(exclude=["client_secret", "metadata"])
-        oauth_client_save(client=client, client_secret=secret)
+        oauth_client_save(
+            client=client, client_secret=secret, related_ldaps=_directories(o["related_ldaps"])
+        )
         self._saved(client, "Added", as_json=o["json"])
 
     def _update(self, o: dict[str, Any]) -> None:
@@ -229,7 +240,8 @@ class Command(AdminCommand):
         secret = read_secret(
             path=o["client_secret_file"], from_stdin=o["client_secret_stdin"], what="client secret"
         )
-        if not data and secret is None:
+        directories = _directories(o["related_ldaps"])
+        if not data and secret is None and directories is None:
             raise CommandError("Nothing to change: give the flags of the fields to change.")
         if (
             "name" in data
@@ -239,7 +251,7 @@ class Command(AdminCommand):
         for field, value in data.items():
             setattr(client, field, value)
         client.full_clean(exclude=["client_secret", "metadata"])
-        oauth_client_save(client=client, client_secret=secret)
+        oauth_client_save(client=client, client_secret=secret, related_ldaps=directories)
         self._saved(client, "Updated", as_json=o["json"])
 
     def _saved(self, client: OAuthClient, verb: str, *, as_json: bool) -> None:
@@ -295,6 +307,18 @@ class Command(AdminCommand):
             grant_id=grant.pk, min_valid_seconds=o["min_valid"], actor=CLI_ACTOR
         )
         write_token(self, tokens, as_json=o["json"])
+
+
+def _directories(names: list[str] | None) -> list[LdapDirectory] | None:
+    """The directories named by --related-ldap; None when the flag is not given."""
+    if names is None:
+        return None
+    wanted = {n for n in names if n}
+    found = list(LdapDirectory.objects.filter(name__in=wanted))
+    missing = sorted(wanted - {d.name for d in found})
+    if missing:
+        raise CommandError(f"related_ldaps: no LDAP directory named {missing[0]!r}.")
+    return found
 
 
 def _user_fields(text: str) -> dict[str, str]:
