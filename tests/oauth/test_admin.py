@@ -229,3 +229,46 @@ def test_validate_requires_staff(client, make_client) -> None:
     oauth_client = make_client()
     response = client.post(reverse("admin:oauth_oauthclient_validate", args=[oauth_client.pk]))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_a_client_or_grant_a_mailbox_uses_cannot_be_deleted_in_the_admin(
+    admin_client, make_client, make_grant
+):
+    from mailgrant.mailboxes.models import Mailbox
+    from mailgrant.oauth.models import Grant
+
+    client = make_client(name="In use")
+    grant = make_grant(client)
+    Mailbox.objects.create(
+        name="support",
+        host="127.0.0.1",
+        port=993,
+        username="support@example.test",
+        auth_method="oauth2",
+        oauth_client=client,
+        grant=grant,
+    )
+    for url in (
+        reverse("admin:oauth_oauthclient_delete", args=[client.pk]),
+        reverse("admin:oauth_grant_delete", args=[grant.pk]),
+    ):
+        page = admin_client.get(url).content.decode()
+        assert "Mailbox support uses" in page, url
+        response = admin_client.post(url, {"post": "yes"})
+        assert response.status_code in (200, 403), url
+    assert OAuthClient.objects.filter(pk=client.pk).exists()
+    assert Grant.objects.filter(pk=grant.pk).exists()
+
+
+def test_an_unused_grant_is_deleted_in_the_admin_with_its_audit_row(
+    admin_client, make_client, make_grant
+):
+    from mailgrant.oauth.models import Grant
+
+    grant = make_grant(make_client(name="Unused"))
+    response = admin_client.post(
+        reverse("admin:oauth_grant_delete", args=[grant.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not Grant.objects.exists()
+    assert AuditEvent.objects.filter(action="grant.deleted").exists()

@@ -14,6 +14,7 @@ from mailgrant.oauth.services import (
     AuthorizationFailed,
     GrantUnusable,
     authorization_start,
+    grant_delete,
     grant_refresh,
     oauth_client_delete,
     oauth_client_save,
@@ -156,6 +157,9 @@ class OAuthClientAdmin(admin.ModelAdmin):
             user=request.user,
         )
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        return _protect_mailbox_users(super().get_deleted_objects(objs, request), objs)
+
     def delete_model(self, request: HttpRequest, obj: OAuthClient) -> None:
         oauth_client_delete(client=obj, user=request.user)
 
@@ -206,6 +210,18 @@ class OAuthClientAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(started.url)
 
 
+def _protect_mailbox_users(found: Any, objs: Any) -> Any:
+    """Django's delete confirmation, with the mailboxes that use a client or grant listed as
+    protected: the page then refuses the delete, as the service would (InUse)."""
+    deleted, counts, perms_needed, protected = found
+    users = [
+        f"Mailbox {name} uses {obj}"
+        for obj in objs
+        for name in obj.mailboxes.values_list("name", flat=True)
+    ]
+    return deleted, counts, perms_needed, [*protected, *users]
+
+
 @admin.register(Grant)
 class GrantAdmin(admin.ModelAdmin):
     list_display = ["client", *GRANT_FIELDS]
@@ -225,6 +241,16 @@ class GrantAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        return _protect_mailbox_users(super().get_deleted_objects(objs, request), objs)
+
+    def delete_model(self, request: HttpRequest, obj: Grant) -> None:
+        grant_delete(grant=obj, user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
+        for grant in queryset:
+            grant_delete(grant=grant, user=request.user)
 
     @admin.action(description="Refresh tokens now", permissions=["change"])
     def refresh(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
