@@ -4,6 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from mailgrant.oauth.models import OAuthClient
+from mailgrant.oauth.selectors import OAUTH_CLIENT_FIELDS
 from mailgrant.oauth.services import oauth_client_check
 from mailgrant.providers import PROVIDERS
 from mailgrant.sso.icons import ICONS, MAX_IMAGE_BYTES, IconInvalid, icon_data_uri
@@ -35,28 +36,7 @@ class OAuthClientForm(forms.ModelForm):
 
     class Meta:
         model = OAuthClient
-        fields = [
-            "name",
-            "provider",
-            "type",
-            "client_id",
-            "tenant",
-            "issuer",
-            "scope",
-            "authorize_url",
-            "token_url",
-            "proxy",
-            "verify_ssl",
-            "status",
-            "userinfo_endpoint",
-            "related_ldaps",
-            "user_data_source",
-            "username_attribute",
-            "user_fields",
-            "user_create_expression",
-            "login_button_caption",
-            "login_button_icon",
-        ]
+        fields = [*OAUTH_CLIENT_FIELDS, "related_ldaps"]
         widgets = {
             "scope": forms.TextInput(attrs={"size": 80}),
             "user_create_expression": forms.Textarea(attrs={"rows": 3, "cols": 80}),

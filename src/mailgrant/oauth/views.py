@@ -1,5 +1,7 @@
 """The provider's redirect back to mailgrant after Validate."""
 
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -20,14 +22,26 @@ def remember_binding(request: HttpRequest, binding: str) -> None:
     request.session[SESSION_BINDINGS] = [*bindings, binding][-10:]
 
 
+def provider_answer(request: HttpRequest) -> dict[str, Any]:
+    """The provider's redirect, as authorization_complete and sso_login_complete take it."""
+    params = request.GET
+    return {
+        "state": params.get("state", ""),
+        "bindings": request.session.get(SESSION_BINDINGS, []),
+        "code": params.get("code", ""),
+        "error": params.get("error", ""),
+        "error_description": params.get("error_description", ""),
+        "iss": params.get("iss"),
+    }
+
+
 @never_cache
 @require_GET
 def callback(request: HttpRequest, client_id: int) -> HttpResponse:
     """An admin's Validate lands back in the admin; one started through the API or the command
     line completes in whatever browser signed in (its state is the only key), which then sees a
     plain page."""
-    params = request.GET
-    purpose = authorization_purpose(client_id=client_id, state=params.get("state", ""))
+    purpose = authorization_purpose(client_id=client_id, state=request.GET.get("state", ""))
     if purpose == PendingAuthorization.Purpose.LOGIN:
         # The redirect URI serves sign-ins too (imported here: sso.views imports this module).
         from mailgrant.sso.views import complete
@@ -35,14 +49,7 @@ def callback(request: HttpRequest, client_id: int) -> HttpResponse:
         return complete(request, client_id)
     try:
         result = authorization_complete(
-            client_id=client_id,
-            state=params.get("state", ""),
-            bindings=request.session.get(SESSION_BINDINGS, []),
-            code=params.get("code", ""),
-            error=params.get("error", ""),
-            error_description=params.get("error_description", ""),
-            iss=params.get("iss"),
-            user=request.user,
+            client_id=client_id, **provider_answer(request), user=request.user
         )
     except AuthorizationFailed as exc:
         if not request.user.is_staff:

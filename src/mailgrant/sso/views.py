@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from mailgrant.oauth.models import OAuthClient
-from mailgrant.oauth.views import SESSION_BINDINGS, remember_binding
+from mailgrant.oauth.views import provider_answer, remember_binding
 from mailgrant.sso.selectors import sso_login_client
 from mailgrant.sso.services import LoginRefused, sso_login_complete, sso_login_start
 
@@ -33,17 +33,8 @@ def start(request: HttpRequest, client_id: int) -> HttpResponse:
 
 def complete(request: HttpRequest, client_id: int) -> HttpResponse:
     """Called by the client's redirect URI (mailgrant.oauth.views.callback) for a sign-in."""
-    params = request.GET
     try:
-        signed_in = sso_login_complete(
-            client_id=client_id,
-            state=params.get("state", ""),
-            bindings=request.session.get(SESSION_BINDINGS, []),
-            code=params.get("code", ""),
-            error=params.get("error", ""),
-            error_description=params.get("error_description", ""),
-            iss=params.get("iss"),
-        )
+        signed_in = sso_login_complete(client_id=client_id, **provider_answer(request))
     except LoginRefused as exc:
         return refused(request, exc.message)
     login(request, signed_in.user, backend="django.contrib.auth.backends.ModelBackend")
