@@ -39,3 +39,11 @@ def test_paths_are_stable_and_safe() -> None:
         assert len(parts) == 4 and parts[0] == "3" and parts[2] == "0"
         assert not {".", ".."} & set(parts)
         assert os.path.normpath(path) == path
+
+
+def test_the_store_lives_where_the_setting_says(settings, tmp_path) -> None:
+    from mailgrant.mailboxes.services import store_root
+
+    settings.MAILGRANT_MESSAGE_STORE = tmp_path / "bigger-disk" / "messages"
+    root = store_root()
+    assert root == tmp_path / "bigger-disk" / "messages" and root.is_dir()

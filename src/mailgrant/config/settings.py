@@ -154,6 +154,10 @@ MAILGRANT_REFRESH_MARGIN = int(os.environ.get("MAILGRANT_REFRESH_MARGIN", "300")
 # Mail servers: seconds per network operation; messages per fetch batch (one commit, one sync).
 MAILGRANT_MAIL_TIMEOUT = float(os.environ.get("MAILGRANT_MAIL_TIMEOUT", "30"))
 MAILGRANT_FETCH_BATCH = int(os.environ.get("MAILGRANT_FETCH_BATCH", "200"))
+# Where fetched messages are stored (rows hold paths relative to it: move the files with it).
+MAILGRANT_MESSAGE_STORE = Path(
+    os.environ.get("MAILGRANT_MESSAGE_STORE", str(MAILGRANT_HOME / "messages"))
+).resolve()
 # LDAP directories: seconds to connect and per operation.
 MAILGRANT_LDAP_TIMEOUT = float(os.environ.get("MAILGRANT_LDAP_TIMEOUT", "15"))
 # How long a started authorization (Validate) may take.

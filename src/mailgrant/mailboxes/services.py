@@ -93,7 +93,7 @@ class FetchResult:
 
 
 def store_root() -> Path:
-    root = Path(settings.MAILGRANT_HOME) / "messages"
+    root = Path(settings.MAILGRANT_MESSAGE_STORE)
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -400,7 +400,6 @@ def _fetch_imap(
 ) -> FetchResult:
     result = FetchResult()
     folder = mailbox.folder or "INBOX"
-    root = store_root()
     with ImapClient(_endpoint(mailbox), login) as imap:
         state = imap.select(folder)
         on_server = imap.messages()
@@ -441,53 +440,51 @@ def _fetch_imap(
             state.uidvalidity,
             result,
         )
-        # The disk work of a batch (creating its files, then syncing them) runs in a writer
-        # thread with the GIL released, while this thread fetches and parses the next batch.
+        # Each batch's rows (the header scan), files and sync are made in a writer thread,
+        # while this thread fetches the next batch (mostly waiting on the socket, GIL free).
         # Per batch the order never changes: files, sync, rows committed, post-fetch action.
+        destination = _destination(mailbox, folder, state.uidvalidity)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
-            in_flight: tuple[list[_Row], list[Future[Any]]] | None = None
+            in_flight: Future[list[_Row]] | None = None
             for batch in _batches(new):
-                rows: list[_Row] = []
-                files: list[tuple[str, bytes]] = []
-                for uid, raw in imap.fetch([m.uid for m in batch]):
-                    row = _stored_row(mailbox, folder, state.uidvalidity, str(uid), raw)
-                    files.append((row.path, raw))
-                    rows.append(row)
-                    result.fetched += 1
-                    result.bytes += len(raw)
-                jobs = [writer.submit(_write_batch, root, files)]
+                fetched = [(str(uid), raw) for uid, raw in imap.fetch([m.uid for m in batch])]
+                result.fetched += len(fetched)
+                result.bytes += sum(len(raw) for _, raw in fetched)
+                job = writer.submit(_store_batch, destination, fetched, _now_for_database())
                 if in_flight:
-                    _commit_batch(mailbox, imap, *in_flight, folder, state.uidvalidity, result)
-                in_flight = (rows, jobs)
+                    _commit_batch(mailbox, imap, in_flight, destination, result)
+                in_flight = job
                 if progress:
                     progress(result.fetched, result.bytes)
             if in_flight:
-                _commit_batch(mailbox, imap, *in_flight, folder, state.uidvalidity, result)
+                _commit_batch(mailbox, imap, in_flight, destination, result)
     return result
 
 
-def _write_batch(root: Path, files: list[tuple[str, bytes]]) -> None:
-    """Create a batch's files, then make them durable (one job: one hand-over per batch)."""
-    for path, raw in files:
-        write_message(root, path, raw)
-    sync(root, [path for path, _ in files])
+def _store_batch(
+    destination: _Destination, fetched: list[tuple[str, bytes]], fetched_at: Any
+) -> list[_Row]:
+    """A batch's rows, and its files created, then made durable (one writer job a batch)."""
+    rows = [_stored_row(destination, uid, raw, fetched_at) for uid, raw in fetched]
+    for row, (_, raw) in zip(rows, fetched, strict=True):
+        write_message(destination.root, row.path, raw)
+    sync(destination.root, [row.path for row in rows])
+    return rows
 
 
 def _commit_batch(
     mailbox: Mailbox,
     imap: ImapClient,
-    rows: list[_Row],
-    disk_jobs: list[Future[Any]],
-    folder: str,
-    uidvalidity: int,
+    stored: Future[list[_Row]],
+    destination: _Destination,
     result: FetchResult,
 ) -> None:
     """Once the batch's files are written and synced: commit its rows, then (only then) run
     the post-fetch action on the server."""
-    for job in disk_jobs:
-        job.result()  # re-raises a failed write or sync: nothing is committed then
+    rows = stored.result()  # re-raises a failed write or sync: nothing is committed then
     _insert_messages(rows)
-    _imap_action(mailbox, imap, [int(r.uid) for r in rows], folder, uidvalidity, result)
+    uids = [int(r.uid) for r in rows]
+    _imap_action(mailbox, imap, uids, destination.folder, destination.uidvalidity, result)
 
 
 @dataclass(frozen=True)
@@ -514,27 +511,57 @@ _INSERT_COLUMNS = (
 )
 
 
-def _stored_row(mailbox: Mailbox, folder: str, uidvalidity: int, uid: str, raw: bytes) -> _Row:
-    """The index row of a message (its file is written separately, to `path`)."""
-    relative = message_path(mailbox_id=mailbox.pk, folder=folder, uidvalidity=uidvalidity, uid=uid)
+@dataclass(frozen=True)
+class _Destination:
+    """Where a folder's messages are stored, and what their rows share."""
+
+    root: Path
+    mailbox_id: int
+    folder: str
+    uidvalidity: int
+    keep: bool
+    adapt_datetime: Callable[[Any], Any]  # the database's, looked up in the fetching thread
+
+
+def _destination(mailbox: Mailbox, folder: str, uidvalidity: int) -> _Destination:
+    return _Destination(
+        root=store_root(),
+        mailbox_id=mailbox.pk,
+        folder=folder,
+        uidvalidity=uidvalidity,
+        keep=mailbox.post_fetch_action == "keep",
+        adapt_datetime=connection.ops.adapt_datetimefield_value,
+    )
+
+
+def _stored_row(destination: _Destination, uid: str, raw: bytes, fetched_at: Any) -> _Row:
+    """The index row of a message (its file is written separately, to `path`); `fetched_at`
+    is the batch's, adapted for the database once. Touches no database connection."""
+    d = destination
+    relative = message_path(
+        mailbox_id=d.mailbox_id, folder=d.folder, uidvalidity=d.uidvalidity, uid=uid
+    )
     info = envelope(raw)
-    adapt = connection.ops.adapt_datetimefield_value
     values = (
-        mailbox.pk,
-        folder,
-        uidvalidity,
+        d.mailbox_id,
+        d.folder,
+        d.uidvalidity,
         uid,
         info.message_id,
         info.sender,
         info.recipients,
         info.subject,
-        adapt(info.date),
+        d.adapt_datetime(info.date),
         len(raw),
         relative,
-        adapt(timezone.now()),
-        mailbox.post_fetch_action == "keep",
+        fetched_at,
+        d.keep,
     )
     return _Row(uid=uid, path=relative, values=values)
+
+
+def _now_for_database() -> Any:
+    return connection.ops.adapt_datetimefield_value(timezone.now())
 
 
 def _insert_messages(rows: Sequence[_Row]) -> None:
@@ -616,7 +643,7 @@ def _fetch_pop3(
 ) -> FetchResult:
     result = FetchResult()
     folder = "INBOX"
-    root = store_root()
+    destination = _destination(mailbox, folder, 0)
     delete = mailbox.post_fetch_action == "delete"
     with Pop3Client(_endpoint(mailbox), login) as pop:
         on_server = pop.messages()
@@ -629,7 +656,7 @@ def _fetch_pop3(
         rows: list[_Row] = []
 
         def commit() -> None:
-            sync(root, [r.path for r in rows])
+            sync(destination.root, [r.path for r in rows])
             _insert_messages(rows)
             to_delete.extend(numbers[r.uid] for r in rows)
             rows.clear()
@@ -643,8 +670,8 @@ def _fetch_pop3(
                 result.errors.append(f"message {m.uidl} is {m.size} bytes: left on the server")
                 continue
             raw = pop.retrieve(m.number)
-            row = _stored_row(mailbox, folder, 0, m.uidl, raw)
-            write_message(root, row.path, raw)
+            row = _stored_row(destination, m.uidl, raw, _now_for_database())
+            write_message(destination.root, row.path, raw)
             rows.append(row)
             result.fetched += 1
             result.bytes += len(raw)

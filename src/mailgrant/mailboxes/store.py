@@ -5,7 +5,6 @@ before its index rows are committed; only then may the server be told to move or
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -16,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.errors import HeaderParseError
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -87,45 +86,64 @@ def sync(root: Path, relatives: Iterable[str]) -> None:
             os.close(fd)
 
 
+# A header the index keeps, with its folded continuation lines, at the start of a line; read
+# from the bytes of the header block only (decoding and splitting the whole block, or the full
+# email parser, cost more than fetching the message).
+_FIELD = re.compile(
+    rb"^(message-id|from|to|subject|date)[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.MULTILINE | re.IGNORECASE
+)
 _UNFOLD = re.compile(r"\r?\n[ \t]+")
-_WANTED = {"message-id", "from", "to", "subject", "date"}
 # The addresses of a To header, without the full RFC 5322 parser (which costs more than the
 # rest of the fetch together); display names are not indexed.
 _ADDRESS = re.compile(r"[^\s<>(),;:\"@]+@[^\s<>(),;:\"@]+")
 
 
-def envelope(raw: bytes) -> Envelope:
-    """The index fields, read from the header block only with a narrow scan (the full email
-    parser costs more than the fetch itself); broken headers give what they can."""
-    match = _HEADER_END.search(raw, 0, 262144)
-    block = raw[: match.start()] if match else raw[:65536]
-    fields: dict[str, str] = {}
-    for line in _UNFOLD.sub(" ", block.decode("utf-8", "replace")).splitlines():
-        name, sep, value = line.partition(":")
-        key = name.strip().lower()
-        if sep and key in _WANTED and key not in fields:
-            fields[key] = value.strip()
+def _header_end(raw: bytes) -> int:
+    end = raw.find(b"\r\n\r\n", 0, 262144)
+    if end >= 0:
+        return end
+    match = _HEADER_END.search(raw, 0, 262144)  # bare LF line ends
+    return match.start() if match else min(len(raw), 65536)
 
-    def text(key: str) -> str:
-        value = fields.get(key, "")
-        if "=?" in value:  # RFC 2047 encoded words
-            with contextlib.suppress(HeaderParseError, UnicodeError, LookupError, ValueError):
-                value = str(make_header(decode_header(value)))
-        return value[:998]
+
+def _words(value: str) -> str:
+    """RFC 2047 encoded words decoded (an unknown charset or a broken word: left as it was)."""
+    try:
+        return "".join(
+            chunk if isinstance(chunk, str) else chunk.decode(charset or "ascii", "replace")
+            for chunk, charset in decode_header(value)
+        )
+    except (HeaderParseError, UnicodeError, LookupError, ValueError):
+        return value
+
+
+def envelope(raw: bytes) -> Envelope:
+    """The index fields, read from the header block with a narrow scan; broken headers give
+    what they can (the first of a repeated header counts)."""
+    fields: dict[bytes, bytes] = {}
+    for match in _FIELD.finditer(raw, 0, _header_end(raw)):
+        fields.setdefault(match.group(1).lower(), match.group(2))
+
+    def text(key: bytes) -> str:
+        value = fields.get(key, b"").decode("utf-8", "replace")
+        if "\n" in value:
+            value = _UNFOLD.sub(" ", value)
+        value = value.strip()
+        return (_words(value) if "=?" in value else value)[:998]
 
     date = None
-    if fields.get("date"):
+    if b"date" in fields:
         try:
-            date = parsedate_to_datetime(fields["date"])
+            date = parsedate_to_datetime(text(b"date"))
             if date is not None and date.tzinfo is None:
                 date = None
         except (TypeError, ValueError, IndexError):
             date = None
-    recipients = ", ".join(_ADDRESS.findall(fields.get("to", "")))
+    recipients = ", ".join(_ADDRESS.findall(fields.get(b"to", b"").decode("utf-8", "replace")))
     return Envelope(
-        message_id=fields.get("message-id", "")[:998],
-        sender=text("from"),
+        message_id=fields.get(b"message-id", b"").decode("utf-8", "replace").strip()[:998],
+        sender=text(b"from"),
         recipients=recipients[:5000],
-        subject=text("subject"),
+        subject=text(b"subject"),
         date=date,
     )
