@@ -400,6 +400,11 @@ def main() -> None:
                 )
         if args.profile:
             profile(py_spy, server, lambda: run("broker", args.seconds), tmp, args.seconds)
+        # The serving processes spool the broker's audit rows and move them into the table
+        # every second (mailgrant.common.audit_spool): give them the time to.
+        deadline = time.monotonic() + 15
+        while issued_count() < answered["broker"] and time.monotonic() < deadline:
+            time.sleep(0.2)
         server.stop()
         rows, last_used = issued_count(), key_last_used()
 

@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from mailgrant.common import sql
+from mailgrant.common.audit_spool import audit_spool
 from mailgrant.common.models import AuditEvent
 from mailgrant.common.redaction import redact
 
@@ -49,7 +50,7 @@ class AuditTarget:
 
 # audit_record's row as one INSERT (the ORM's model and query building cost 2.5 times the
 # INSERT): for the token broker, which writes a row on every call (bench/broker.py).
-_INSERT_SQL = (
+INSERT_SQL = (
     "INSERT INTO common_auditevent (at, actor, user_id, action, target_type, target_id, "
     "target_repr, outcome, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
@@ -64,18 +65,20 @@ def audit_write(
     message: str = "",
     user: Any = None,
 ) -> None:
-    """The same row as `audit_record`, through one INSERT on the driver's cursor."""
-    sql.execute(
-        _INSERT_SQL,
-        [
-            sql.db_datetime(timezone.now()),
-            actor[:200],
-            getattr(user, "pk", None),
-            action,
-            target.type,
-            target.id[:100],
-            target.name[:300],
-            outcome,
-            redact(message),
-        ],
-    )
+    """The same row as `audit_record`, outside any other write: appended to this process's
+    audit spool where it has one (a serving process, see audit_spool), else one INSERT on the
+    driver's cursor."""
+    values = [
+        actor[:200],
+        getattr(user, "pk", None),
+        action,
+        target.type,
+        target.id[:100],
+        target.name[:300],
+        outcome,
+        redact(message),
+    ]
+    now = timezone.now()
+    spool = audit_spool()
+    if spool is None or not spool.append([now.isoformat(), *values]):
+        sql.execute(INSERT_SQL, [sql.db_datetime(now), *values])

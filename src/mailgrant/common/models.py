@@ -22,3 +22,13 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target_repr}"
+
+
+class AuditSpoolMark(models.Model):
+    """How far an audit spool file has been moved into AuditEvent (common.audit_spool)."""
+
+    file = models.CharField(max_length=200, unique=True)
+    offset = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.file} @ {self.offset}"
