@@ -36,6 +36,10 @@ def test_crud_and_secret_write_only(api) -> None:
     assert api.get(f"/oauth-clients/{data['id']}").status_code == 404
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"oauth_client.created", "oauth_client.updated", "oauth_client.deleted"} <= actions
+    # who: the API key by name, never "system"
+    changes = AuditEvent.objects.filter(action__startswith="oauth_client.")
+    actors = set(changes.values_list("actor", flat=True))
+    assert len(actors) == 1 and actors.pop().startswith("apikey:")
 
 
 @pytest.mark.parametrize(
@@ -111,6 +115,15 @@ def test_admin_session_works_with_csrf(admin_client, admin_user) -> None:
     from django.test import Client
 
     assert admin_client.get("/api/v1/oauth-clients").status_code == 200
+    assert (
+        admin_client.post(
+            "/api/v1/oauth-clients", BODY, content_type="application/json"
+        ).status_code
+        == 201
+    )
+    created = AuditEvent.objects.get(action="oauth_client.created")
+    assert (created.actor, created.user) == (f"user:{admin_user.username}", admin_user)
+    OAuthClient.objects.all().delete()
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(admin_user)
     refused = strict.post("/api/v1/oauth-clients", BODY, content_type="application/json")

@@ -30,7 +30,8 @@ def test_add_from_a_file_show_and_list(cli, tmp_path) -> None:
     )
     client = OAuthClient.objects.get()
     assert client.client_secret.reveal() == SECRET  # without the file's line ending
-    assert AuditEvent.objects.filter(action="oauth_client.created").count() == 1
+    created = AuditEvent.objects.get(action="oauth_client.created")
+    assert (created.actor, created.user) == ("cli", None)  # who acted: the command line
 
     shown = json.loads(cli("client", "show", "Google support", "--json").stdout)
     assert shown["has_client_secret"] is True and "client_secret" not in shown

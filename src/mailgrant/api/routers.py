@@ -40,6 +40,7 @@ from mailgrant.api.schemas import (
     ValidateIn,
     ValidateOut,
 )
+from mailgrant.common.audit import Actor
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.services import (
     Attachment,
@@ -80,7 +81,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _user(request: HttpRequest) -> Any:
-    return principal_of(request).user
+    """Who the services record: the admin signed in, else the API key (`apikey:<name>`)."""
+    principal = principal_of(request)
+    return principal.user or Actor(principal.actor)
 
 
 def _actor(request: HttpRequest) -> str:

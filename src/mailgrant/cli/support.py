@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from mailgrant.common.audit import Actor
 from mailgrant.common.crypto import VaultError
 from mailgrant.common.redaction import redact
 from mailgrant.mailboxes.services import MailboxError, MailboxInvalid
@@ -41,6 +42,10 @@ class AdminCommand(BaseCommand):
         finally:
             if quiet:
                 logging.disable(logging.NOTSET)
+
+
+# The `user` the commands pass to services: their audit rows name the command line.
+CLI = Actor("cli")
 
 
 def error_text(exc: Exception) -> str:

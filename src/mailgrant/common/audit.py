@@ -33,7 +33,19 @@ def audit_record(
     )
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who acts when it is not a Django user (an API key, the command line): services take it
+    where they take `user`; the audit row names it and links no user."""
+
+    name: str
+    pk = None
+    is_authenticated = False
+
+
 def actor_for(user: Any) -> str:
+    if isinstance(user, Actor):
+        return user.name
     if user is None or not getattr(user, "is_authenticated", False):
         return "system"
     return f"user:{user.get_username()}"

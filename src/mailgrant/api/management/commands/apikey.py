@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from mailgrant.api.models import ApiKey
 from mailgrant.api.services import ApiKeyInvalid, apikey_create, apikey_revoke
+from mailgrant.cli.support import CLI
 
 
 class Command(BaseCommand):
@@ -26,7 +27,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "create":
             try:
-                _, plaintext = apikey_create(name=options["name"], scopes=options["scopes"])
+                _, plaintext = apikey_create(
+                    name=options["name"], scopes=options["scopes"], user=CLI
+                )
             except ApiKeyInvalid as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(plaintext)  # alone on stdout: `KEY=$(mailgrant apikey create ...)`
@@ -55,5 +58,5 @@ class Command(BaseCommand):
         key = ApiKey.objects.filter(name=options["name"]).first()
         if key is None:
             raise CommandError(f"No API key named {options['name']!r}.")
-        apikey_revoke(key=key)
+        apikey_revoke(key=key, user=CLI)
         self.stdout.write(f"Revoked {key.name}.")

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from mailgrant.cli.support import (
+    CLI,
     AdminCommand,
     add_secret_arguments,
     confirm,
@@ -172,7 +173,7 @@ class Command(AdminCommand):
         if action == "delete":
             return self._delete(mailbox, yes=options["yes"])
         if action == "authorize":
-            started = mailbox_authorize_start(mailbox=mailbox, purpose="cli")
+            started = mailbox_authorize_start(mailbox=mailbox, purpose="cli", user=CLI)
             return write_authorization(self, started, wait=options["wait"])
         if action == "test":
             return self._test(mailbox, as_json=options["json"])
@@ -232,7 +233,7 @@ class Command(AdminCommand):
             data["direction"] = "outgoing" if data["protocol"] == "smtp" else "incoming"
         mailbox = Mailbox(**data)
         mailbox.full_clean(exclude=["password"])
-        mailbox_save(mailbox=mailbox, password=password)
+        mailbox_save(mailbox=mailbox, password=password, user=CLI)
         self._saved(mailbox, "Added", as_json=o["json"])
 
     def _update(self, mailbox: Mailbox, o: dict[str, Any]) -> None:
@@ -248,7 +249,7 @@ class Command(AdminCommand):
         for field, value in data.items():
             setattr(mailbox, field, value)
         mailbox.full_clean(exclude=["password"])
-        mailbox_save(mailbox=mailbox, password=password)
+        mailbox_save(mailbox=mailbox, password=password, user=CLI)
         self._saved(mailbox, "Updated", as_json=o["json"])
 
     def _saved(self, mailbox: Mailbox, verb: str, *, as_json: bool) -> None:
@@ -264,11 +265,11 @@ class Command(AdminCommand):
             "files stay in the store)?",
             yes=yes,
         )
-        mailbox_delete(mailbox=mailbox)
+        mailbox_delete(mailbox=mailbox, user=CLI)
         self.stdout.write(f"Deleted mailbox {mailbox.name}.")
 
     def _test(self, mailbox: Mailbox, *, as_json: bool) -> None:
-        result = mailbox_test(mailbox=mailbox)
+        result = mailbox_test(mailbox=mailbox, user=CLI)
         if as_json:
             self.stdout.write(json.dumps(result.__dict__, indent=2, default=list))
         else:
@@ -285,7 +286,7 @@ class Command(AdminCommand):
     def _fetch(self, mailbox: Mailbox, *, as_json: bool) -> None:
         progress = Progress(sys.stderr)
         try:
-            result = mailbox_fetch(mailbox=mailbox, progress=progress)
+            result = mailbox_fetch(mailbox=mailbox, progress=progress, user=CLI)
         except MailboxError as exc:
             progress.done()
             raise CommandError(exc.message) from None
@@ -324,7 +325,7 @@ class Command(AdminCommand):
             ).as_bytes()
         try:
             result = mailbox_send(
-                mailbox=mailbox, recipients=recipients, raw=raw, sender=o["sender"]
+                mailbox=mailbox, recipients=recipients, raw=raw, sender=o["sender"], user=CLI
             )
         except MailboxError as exc:
             raise CommandError(exc.message) from None

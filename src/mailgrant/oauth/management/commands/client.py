@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from mailgrant.cli.support import (
+    CLI,
     AdminCommand,
     add_bool_argument,
     add_secret_arguments,
@@ -229,9 +230,8 @@ class Command(AdminCommand):
             raise CommandError(f"An OAuth client named {data['name']!r} exists already.")
         client = OAuthClient(**data)
         client.full_clean(exclude=["client_secret", "metadata"])
-        oauth_client_save(
-            client=client, client_secret=secret, related_ldaps=_directories(o["related_ldaps"])
-        )
+        directories = _directories(o["related_ldaps"])
+        oauth_client_save(client=client, client_secret=secret, related_ldaps=directories, user=CLI)
         self._saved(client, "Added", as_json=o["json"])
 
     def _update(self, o: dict[str, Any]) -> None:
@@ -251,7 +251,7 @@ class Command(AdminCommand):
         for field, value in data.items():
             setattr(client, field, value)
         client.full_clean(exclude=["client_secret", "metadata"])
-        oauth_client_save(client=client, client_secret=secret, related_ldaps=directories)
+        oauth_client_save(client=client, client_secret=secret, related_ldaps=directories, user=CLI)
         self._saved(client, "Updated", as_json=o["json"])
 
     def _saved(self, client: OAuthClient, verb: str, *, as_json: bool) -> None:
@@ -266,15 +266,17 @@ class Command(AdminCommand):
         client = client_named(o["name"])
         count = grant_list(client=client).count()
         confirm(f"Delete OAuth client {client.name} and its {count} grant(s)?", yes=o["yes"])
-        oauth_client_delete(client=client)
+        oauth_client_delete(client=client, user=CLI)
         self.stdout.write(f"Deleted OAuth client {client.name}.")
 
     def _enable(self, o: dict[str, Any]) -> None:
-        client = oauth_client_set_status(client=client_named(o["name"]), status="enabled")
+        client = oauth_client_set_status(client=client_named(o["name"]), status="enabled", user=CLI)
         self.stdout.write(f"Enabled {client.name}.")
 
     def _disable(self, o: dict[str, Any]) -> None:
-        client = oauth_client_set_status(client=client_named(o["name"]), status="disabled")
+        client = oauth_client_set_status(
+            client=client_named(o["name"]), status="disabled", user=CLI
+        )
         self.stdout.write(f"Disabled {client.name}.")
 
     # --- authorizing and tokens ----------------------------------------------------------------
@@ -283,7 +285,7 @@ class Command(AdminCommand):
         client = client_named(o["name"])
         grant = grant_numbered(o["grant"], client=client) if o["grant"] is not None else None
         started = authorization_start(
-            client=client, purpose="cli", grant=grant, login_hint=o["login_hint"]
+            client=client, purpose="cli", grant=grant, login_hint=o["login_hint"], user=CLI
         )
         write_authorization(self, started, wait=o["wait"])
 
@@ -292,7 +294,7 @@ class Command(AdminCommand):
         grant = grant_default_for(client=client)
         if grant is None:
             raise CommandError(f"Client {client.name} is not authorized yet: run validate.")
-        self.stdout.write(refreshed_text(grant_refresh(grant=grant)))
+        self.stdout.write(refreshed_text(grant_refresh(grant=grant, user=CLI)))
 
     def _token(self, o: dict[str, Any]) -> None:
         client = client_named(o["name"])

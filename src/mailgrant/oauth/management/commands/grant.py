@@ -1,7 +1,7 @@
 from argparse import ArgumentParser
 from typing import Any
 
-from mailgrant.cli.support import AdminCommand, confirm, seconds
+from mailgrant.cli.support import CLI, AdminCommand, confirm, seconds
 from mailgrant.oauth.management.output import (
     CLI_ACTOR,
     client_named,
@@ -67,19 +67,19 @@ class Command(AdminCommand):
         if action == "show":
             write_grant(self, grant, as_json=options["json"])
         elif action == "refresh":
-            self.stdout.write(refreshed_text(grant_refresh(grant=grant)))
+            self.stdout.write(refreshed_text(grant_refresh(grant=grant, user=CLI)))
         elif action == "token":
             tokens = access_token_issue(
                 grant_id=grant.pk, min_valid_seconds=options["min_valid"], actor=CLI_ACTOR
             )
             write_token(self, tokens, as_json=options["json"])
         elif action == "set-default":
-            grant = grant_set_default(grant=grant)
+            grant = grant_set_default(grant=grant, user=CLI)
             self.stdout.write(
                 f"Grant {grant.pk} ({grant.account or '-'}) is now the default of "
                 f"{grant.client.name}."
             )
         else:
             confirm(f"Delete grant {grant.pk} ({grant}) and its tokens?", yes=options["yes"])
-            grant_delete(grant=grant)
+            grant_delete(grant=grant, user=CLI)
             self.stdout.write(f"Deleted grant {options['id']} ({grant}).")

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from mailgrant.cli.support import CLI
 from mailgrant.sso.directory_selectors import (
     USER_FIELDS,
     ldap_directory_get_by_name,
@@ -143,7 +144,7 @@ class Command(BaseCommand):
                 return
         failed = 0
         for directory in directories:
-            result = ldap_directory_sync(directory=directory, actor="cli")
+            result = ldap_directory_sync(directory=directory, actor=CLI.name)
             if result.ok:
                 self.stdout.write(f"{directory.name}: {result.details}")
             else:
@@ -192,7 +193,7 @@ class Command(BaseCommand):
         if directory.name != o["name"] and LdapDirectory.objects.filter(name=directory.name):
             raise _usage(f"A directory named {directory.name!r} exists.")
         try:
-            ldap_directory_save(directory=directory, bind_password=password)
+            ldap_directory_save(directory=directory, bind_password=password, user=CLI)
         except DirectoryInvalid as exc:
             raise _usage(
                 "; ".join(f"{k.replace('_', '-')}: {v}" for k, v in exc.errors.items())
