@@ -217,3 +217,37 @@ def test_every_error_response_is_documented(api) -> None:
     assert set(raw["content"]) == {"message/rfc822"}
     refresh = schema["paths"]["/api/v1/oauth-clients/{client_id}/refresh"]["post"]["responses"]
     assert {"422", "502", "503"} <= set(refresh)
+
+
+OUTGOING = {
+    "name": "hostile-out",
+    "direction": "outgoing",
+    "protocol": "smtp",
+    "host": "127.0.0.1",
+    "port": 1,  # nothing listens: a message that got past the checks would be a 502/503
+    "security": "none",
+    "username": "a@example.test",
+    "auth_method": "password",
+    "password": "pw",
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        # found by schemathesis: the email header parser raised IndexError (a 500)
+        ({"to": ["Z", "", ":\\}8S"], "text": "x"}, "to"),
+        ({"to": ["a@example.test\r\nBcc: victim@example.org"], "text": "x"}, "to"),
+        ({"to": ["a@example.test"], "cc": ["no at sign"], "text": "x"}, "cc"),
+        (
+            {"to": ["a@example.test"], "bcc": ["b@example.test\nRCPT TO:<c@x>"], "text": "x"},
+            "recipients",
+        ),
+        ({"to": ["a@example.test"], "sender": "@", "text": "x"}, "sender"),
+        ({"to": ["Bob\x07 <b@example.test>"], "text": "x"}, "to"),
+    ],
+)
+def test_send_refuses_what_is_no_address_before_connecting(api, body, field) -> None:
+    created = api.post("/mailboxes", OUTGOING)
+    assert created.status_code == 201, created.content
+    assert_problem(api.post(f"/mailboxes/{created.json()['id']}/send", body), 400, field)

@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.errors import HeaderParseError
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -703,6 +704,20 @@ class Attachment:
     content_type: str = "application/octet-stream"
 
 
+def _check_addresses(field: str, addresses: Sequence[str]) -> None:
+    """Each one plainly an address (a display name allowed): no control characters, one @."""
+    for address in addresses:
+        _, addr = parseaddr(address)
+        if (
+            not addr
+            or addr.count("@") != 1
+            or not all(addr.partition("@")[::2])
+            or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in addr)
+            or any(ord(c) < 32 or ord(c) == 127 for c in address)
+        ):
+            raise MailboxInvalid({field: f"{address[:80]!r} is not an e-mail address"})
+
+
 def compose(
     *,
     sender: str,
@@ -714,11 +729,14 @@ def compose(
     attachments: Sequence[Attachment] = (),
 ) -> EmailMessage:
     message = EmailMessage()
-    message["From"] = sender
-    if to:
-        message["To"] = ", ".join(to)
-    if cc:
-        message["Cc"] = ", ".join(cc)
+    headers = (("sender", "From", [sender]), ("to", "To", to), ("cc", "Cc", cc))
+    for given_as, header, addresses in headers:
+        if addresses:
+            _check_addresses(given_as, addresses)
+            try:  # the header parser's own refusals (it raises IndexError on some input)
+                message[header] = ", ".join(addresses)
+            except (IndexError, ValueError, TypeError, HeaderParseError):
+                raise MailboxInvalid({given_as: "not a list of e-mail addresses"}) from None
     message["Subject"] = subject
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message["Date"] = timezone.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
@@ -749,6 +767,9 @@ def mailbox_send(
         raise MailboxError("Only outgoing (SMTP) mailboxes send.", kind="config")
     if not recipients:
         raise MailboxError("A message needs at least one recipient.", kind="invalid")
+    _check_addresses("recipients", recipients)
+    if sender:
+        _check_addresses("sender", [sender])
     envelope_from = sender or mailbox.username
 
     def attempt(login: Login) -> SendResult:
