@@ -1,13 +1,14 @@
 """The token broker's fast path, in front of its API route (POST /grants/{id}/access-token).
 
 The common call, an active key with the tokens scope asking for a grant whose token can be
-handed out as it is, is answered here with one SELECT, one INSERT (the audit row) and no
-framework machinery: through django-ninja (authentication, parameter and answer models) it cost
-about 3 times a bare endpoint, and the ratio is what bench/broker.py measures. Every other call
-(no key or an admin session, an unknown or revoked key, another scope, an unknown grant, a
-token to refresh, an error to report, input that is not plainly valid) goes to the route
-untouched, which answers it as it always has. The checks are the route's: the key, its scope,
-the client's status, the grant's state and the token's remaining life.
+handed out as it is, is answered here with one SELECT, its audit row (spooled by a serving
+process, see common.audit_spool, else one INSERT) and no framework machinery: through
+django-ninja (authentication, parameter and answer models) it cost about 3 times a bare
+endpoint, and the ratio is what bench/broker.py measures. Every other call (no key or an admin
+session, an unknown or revoked key, another scope, an unknown grant, a token to refresh, an
+error to report, input that is not plainly valid) goes to the route untouched, which answers
+it as it always has. The checks are the route's: the key, its scope, the client's status, the
+grant's state and the token's remaining life.
 """
 
 from __future__ import annotations

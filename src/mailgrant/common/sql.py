@@ -1,9 +1,9 @@
 """Hot-path SQL straight through the database driver's cursor, on Django's own connection.
 
-The token broker runs two small statements on every call: a SELECT and its audit INSERT
-(bench/broker.py). Through Django's cursor wrapper (a new wrapper a statement, placeholder
-conversion, error and debug hooks) each cost about 30 us more than on the driver's cursor,
-where SQLite's indexed read takes 4 us and the INSERT with its commit 40 us.
+The token broker runs a small SELECT on every call, and its audit INSERT where no audit spool
+takes the row (bench/broker.py). Through Django's cursor wrapper (a new wrapper a statement,
+placeholder conversion, error and debug hooks) each cost about 30 us more than on the driver's
+cursor, where SQLite's indexed read takes 4 us and the INSERT with its commit 40 us.
 Here the connection, its transaction and Django's error types stay Django's; only the wrapper
 is skipped. These statements are therefore not in `connection.queries` (DEBUG) nor counted by
 assertNumQueries. Write the SQL with %s placeholders, as for `cursor.execute`.
