@@ -1,5 +1,6 @@
 """The audit spool: every spooled row reaches the table exactly once, whatever stops when."""
 
+import json
 import os
 import signal
 import subprocess
@@ -53,7 +54,7 @@ def test_a_line_still_being_written_waits_for_its_end(tmp_path: Path) -> None:
     spool = AuditSpool(tmp_path)
     spool.append(_row(0))
     (path,) = tmp_path.glob("*.jsonl")
-    line = (spool_module.json.dumps(_row(1)) + "\n").encode()
+    line = (json.dumps(_row(1)) + "\n").encode()
     with path.open("ab") as file:
         file.write(line[:10])
     assert spool.drain() == 1
@@ -91,7 +92,7 @@ def test_audit_write_spools_in_a_serving_process(tmp_path, monkeypatch) -> None:
 
 def test_a_file_already_partly_moved_goes_on_from_its_mark(tmp_path: Path) -> None:
     """As a drain that committed and then died before it removed the file leaves it."""
-    lines = [spool_module.json.dumps(_row(n)) + "\n" for n in range(4)]
+    lines = [json.dumps(_row(n)) + "\n" for n in range(4)]
     left = tmp_path / "999999-1-1.jsonl"
     left.write_text("".join(lines))
     AuditSpoolMark.objects.create(file=left.name, offset=len("".join(lines[:2]).encode()))
@@ -102,7 +103,7 @@ def test_a_file_already_partly_moved_goes_on_from_its_mark(tmp_path: Path) -> No
 
 def test_an_unreadable_line_is_skipped_not_fatal(tmp_path: Path, caplog) -> None:
     left = tmp_path / "999999-1-1.jsonl"
-    good = spool_module.json.dumps(_row(0))
+    good = json.dumps(_row(0))
     left.write_text(f"not json\n{good}\n[1, 2\n")
     assert AuditSpool(tmp_path).drain() == 1
     assert _actors() == ["apikey:k0"]

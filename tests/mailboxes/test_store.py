@@ -47,3 +47,9 @@ def test_the_store_lives_where_the_setting_says(settings, tmp_path) -> None:
     settings.MAILGRANT_MESSAGE_STORE = tmp_path / "bigger-disk" / "messages"
     root = store_root()
     assert root == tmp_path / "bigger-disk" / "messages" and root.is_dir()
+
+
+def test_envelope_headers_end_at_the_first_empty_line_whatever_the_line_ends() -> None:
+    raw = b"From: a@example.test\n\nSubject: body text\r\n\r\nmore body\r\n"
+    found = envelope(raw)
+    assert found.sender == "a@example.test" and found.subject == ""

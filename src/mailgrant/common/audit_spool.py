@@ -4,11 +4,11 @@ The token broker writes an audit row on every call, and an INSERT with its own c
 largest part of a call's cost (bench/broker.py: ratio 0.42 with it, 0.64 without). In a serving
 process the row is instead appended to the process's spool file with one write(2) before the
 answer leaves: from then on it outlives the process, as a committed SQLite transaction in WAL
-mode with synchronous=NORMAL does (neither outlives a power loss before the disk syncs). A thread
-moves the spool into the table every second, recording in the same transaction how far it got
-(AuditSpoolMark), so a crash between the two neither loses nor repeats a row. A process holds an
-flock on its own files for life: the files of a process that died are free, and the next drain
-of any serving process takes them over.
+mode with synchronous=NORMAL does (neither outlives a power loss before the disk syncs). A
+thread moves the spool into the table several times a second, recording in the same transaction
+how far it got (AuditSpoolMark), so a crash between the two neither loses nor repeats a row. A
+process holds an flock on its own files for life: the files of a process that died are free,
+and the next drain of any serving process takes them over.
 """
 
 from __future__ import annotations
@@ -82,10 +82,10 @@ class AuditSpool:
             current = self._name
         moved = 0
         if retired:
-            moved += _ingest(self.folder / retired[1], retired[0], finished=True)
+            moved += _ingest(self.folder / retired[1], finished=True)
             os.close(retired[0])
         if not final:
-            moved += _ingest(self.folder / current, None, finished=False)
+            moved += _ingest(self.folder / current, finished=False)
         for path in sorted(self.folder.glob(f"*{SUFFIX}")):
             if path.name not in (current, retired[1] if retired else None):
                 moved += _take_over(path)
@@ -105,12 +105,12 @@ def _take_over(path: Path) -> int:
             return 0  # its process is alive, or another drain holds it
         if os.fstat(fd).st_nlink == 0:
             return 0  # drained and removed by another process before we locked it
-        return _ingest(path, fd, finished=True)
+        return _ingest(path, finished=True)
     finally:
         os.close(fd)
 
 
-def _ingest(path: Path, locked_fd: int | None, *, finished: bool) -> int:
+def _ingest(path: Path, *, finished: bool) -> int:
     """Rows past the file's mark into the table, with the new mark, in one transaction. A
     `finished` file is then removed (and its mark, which only a removed file can leave)."""
     name = path.name

@@ -6,12 +6,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailgrant.config.settings")
 application = get_wsgi_application()
 
-# A serving process: SQLite's log checkpointed from a thread, not inside requests; the token
-# broker's audit rows spooled to a file and moved into the table by a thread.
+# A serving process: the token broker's audit rows spooled to a file and moved into the table
+# by a thread.
 from mailgrant.common.audit_spool import audit_spool_start  # noqa: E402
-from mailgrant.common.checkpoint import sqlite_checkpointer_start  # noqa: E402
 
-sqlite_checkpointer_start()
 audit_spool_start()
 
 # What is loaded by now lives as long as the process: keep it out of the collector's full

@@ -99,10 +99,8 @@ _ADDRESS = re.compile(r"[^\s<>(),;:\"@]+@[^\s<>(),;:\"@]+")
 
 
 def _header_end(raw: bytes) -> int:
-    end = raw.find(b"\r\n\r\n", 0, 262144)
-    if end >= 0:
-        return end
-    match = _HEADER_END.search(raw, 0, 262144)  # bare LF line ends
+    """Where the header block ends: the first empty line, CRLF or bare LF."""
+    match = _HEADER_END.search(raw, 0, 262144)
     return match.start() if match else min(len(raw), 65536)
 
 
