@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Serving needs the package alone; the tests and checks add the development extras.
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 export MAILGRANT_LISTEN ?= 127.0.0.1:8000
 
 .PHONY: run test check bench install peers clean
@@ -11,10 +13,14 @@ export MAILGRANT_LISTEN ?= 127.0.0.1:8000
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(DEV_STAMP)
+
+install: $(DEV_STAMP)
 
 run: $(STAMP)
 	$(BIN)/mailgrant migrate --noinput
@@ -30,14 +36,15 @@ run: $(STAMP)
 peers:
 	bash tests/servers/install-peers.sh
 
-test: $(STAMP) peers
+test: $(DEV_STAMP) peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-check: $(STAMP)
+check: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-bench: $(STAMP) peers
+bench: $(DEV_STAMP) peers
 	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(BIN)/python $$b || exit 1; done || echo "no benchmarks yet"
 
 clean:

@@ -126,9 +126,9 @@ def setup_mailgrant(home: Path) -> tuple[int, str]:
     from django.db import connections
 
     from mailgrant.api.services import apikey_create
-    from mailgrant.oauth.client import TokenSet
     from mailgrant.oauth.models import Grant, OAuthClient
-    from mailgrant.oauth.services import oauth_client_save
+    from mailgrant.oauth.protocol import TokenSet
+    from mailgrant.oauth.services.clients import oauth_client_save
 
     client = oauth_client_save(
         client=OAuthClient(

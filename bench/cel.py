@@ -399,8 +399,8 @@ def print_hostile(case_seconds: float) -> dict[str, dict[str, str]]:
 
 def bench_mailgrant(case_seconds: float, skip_hostile: bool) -> None:
     sys.path.insert(0, str(ROOT / "src"))
-    from mailgrant.sso import expression as mx
-    from mailgrant.sso.expression_worker import Evaluator
+    from mailgrant.sandbox import expression as mx
+    from mailgrant.sandbox.expression_worker import Evaluator
 
     print("\n## mailgrant.sso.expression (cel-cpp), per evaluation\n")
     source = REALISTIC["example"][0]

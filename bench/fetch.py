@@ -139,9 +139,9 @@ def setup_mailgrant(home: Path, issuer: str, imap_port: int) -> tuple[int, int, 
     from tests.servers.oidc import ACCOUNTS
 
     from mailgrant.mailboxes.models import Mailbox
-    from mailgrant.mailboxes.services import mailbox_save
+    from mailgrant.mailboxes.services.mailboxes import mailbox_save
     from mailgrant.oauth.models import Grant
-    from mailgrant.oauth.services import access_token_for
+    from mailgrant.oauth.services.tokens import access_token_for
 
     grant = Grant.objects.get(pk=setup(issuer, ALICE, ACCOUNTS[ALICE]["password"])["grant"])
     ids = []
@@ -165,7 +165,8 @@ def child_mailgrant(mailbox_id: int, store: str, profile: bool) -> dict[str, Any
 
     django.setup()
     from mailgrant.mailboxes.models import Mailbox, Message
-    from mailgrant.mailboxes.services import mailbox_fetch, store_root
+    from mailgrant.mailboxes.services.fetch import mailbox_fetch
+    from mailgrant.mailboxes.store import store_root
 
     mailbox = Mailbox.objects.get(pk=mailbox_id)
     Message.objects.filter(mailbox=mailbox).delete()

@@ -50,10 +50,11 @@ def main() -> None:
     from django.core.management import call_command
     from tests.servers import slapd as peer
 
-    from mailgrant.sso import ldap
-    from mailgrant.sso.directory_selectors import ldap_directory_config
-    from mailgrant.sso.directory_services import ldap_directory_save, ldap_directory_sync
-    from mailgrant.sso.models import DirectoryAccount, LdapDirectory
+    from mailgrant.directory import ldap
+    from mailgrant.directory.models import DirectoryAccount, LdapDirectory
+    from mailgrant.directory.selectors import ldap_directory_config
+    from mailgrant.directory.services.directories import ldap_directory_save
+    from mailgrant.directory.services.sync import ldap_directory_sync
 
     call_command("migrate", verbosity=0)
     extra = [

@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 
 from mailgrant.common.crypto import reset_vault
-from mailgrant.oauth.client import TokenSet
+from mailgrant.directory.models import LdapDirectory
+from mailgrant.directory.services.directories import ldap_directory_save
 from mailgrant.oauth.models import Grant, OAuthClient
-from mailgrant.oauth.services import oauth_client_save
+from mailgrant.oauth.protocol import TokenSet
+from mailgrant.oauth.services.clients import oauth_client_save
+from tests.servers import slapd as slapd_peer
 from tests.servers.fakes import FakeProvider
 
 
@@ -120,7 +123,7 @@ def validate_headless(oidc: Any) -> Any:
     """Validate `client` as `login` through the provider's real login and consent pages."""
     from urllib.parse import parse_qs, urlsplit
 
-    from mailgrant.oauth.services import authorization_complete, authorization_start
+    from mailgrant.oauth.services.authorization import authorization_complete, authorization_start
     from tests.servers.oidc import ACCOUNTS
 
     def run(client: OAuthClient, login: str = "alice@example.test") -> Any:
@@ -221,6 +224,26 @@ def directory_people(slapd: Any) -> Any:
     """The test slapd with exactly its seed people again (alice, bob, carol disabled)."""
     slapd.reset_people()
     return slapd
+
+
+@pytest.fixture
+def make_directory(directory_people: Any, db: Any) -> Any:
+    """A directory on the test slapd (plain LDAP, bound as mailgrant's reader), saved through
+    the service; fields override."""
+
+    def make(
+        *, bind_password: str | None = slapd_peer.BIND_PASSWORD, **fields: Any
+    ) -> LdapDirectory:
+        fields.setdefault("name", f"directory-{LdapDirectory.objects.count() + 1}")
+        fields.setdefault("server_uri", directory_people.uri)
+        fields.setdefault("security", "none")
+        fields.setdefault("bind_dn", slapd_peer.BIND_DN)
+        fields.setdefault("base_dn", slapd_peer.PEOPLE_DN)
+        fields.setdefault("user_filter", slapd_peer.USER_FILTER)
+        fields.setdefault("disabled_filter", slapd_peer.DISABLED_FILTER)
+        return ldap_directory_save(directory=LdapDirectory(**fields), bind_password=bind_password)
+
+    return make
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

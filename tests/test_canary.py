@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from mailgrant.common.models import AuditEvent
-from mailgrant.oauth import client as protocol
+from mailgrant.oauth import protocol
 from mailgrant.oauth.models import Grant
 from tests.servers.oidc import ACCOUNTS
 

@@ -9,13 +9,13 @@ from django.test import Client
 from django.urls import resolve
 from django.utils import timezone
 
-from mailgrant.api import routers
 from mailgrant.api.models import ApiKey
+from mailgrant.api.routers import grants as grant_routes
 from mailgrant.api.services import LAST_USED_PRECISION, apikey_revoke
 from mailgrant.common.models import AuditEvent
-from mailgrant.oauth.client import TokenSet
 from mailgrant.oauth.models import Grant, OAuthClient
-from mailgrant.oauth.services import oauth_client_set_status
+from mailgrant.oauth.protocol import TokenSet
+from mailgrant.oauth.services.clients import oauth_client_set_status
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,7 @@ def route_only(monkeypatch):
     def refuse(**kwargs):
         raise AssertionError("the API route answered, not the fast path")
 
-    monkeypatch.setattr(routers, "access_token_issue", refuse)
+    monkeypatch.setattr(grant_routes, "access_token_issue", refuse)
 
 
 def url(grant_id: int) -> str:
@@ -255,7 +255,7 @@ def test_a_token_that_is_not_valid_long_enough_is_left_to_the_route(
         calls.append(kwargs["grant_id"])
         return TokenSet(access_token="refreshed", expires_at=None)
 
-    monkeypatch.setattr(routers, "access_token_issue", refreshed)
+    monkeypatch.setattr(grant_routes, "access_token_issue", refreshed)
     client = make_client()
     expired = make_grant(client, expires_in=-10)
     assert api_as("tokens").post(url(expired.pk)).json()["access_token"] == "refreshed"

@@ -173,7 +173,7 @@ def test_validate_through_the_api_completes_in_any_browser(api, oidc) -> None:
 
 
 def test_related_ldaps_are_set_read_and_checked(api_as) -> None:
-    from mailgrant.sso.models import LdapDirectory
+    from mailgrant.directory.models import LdapDirectory
 
     corp = LdapDirectory.objects.create(
         name="Corp", server_uri="ldap://127.0.0.1:1", base_dn="dc=example,dc=test"

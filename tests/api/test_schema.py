@@ -28,11 +28,12 @@ from schemathesis.specs.openapi.checks import (
 
 from mailgrant.api.services import apikey_create
 from mailgrant.mailboxes.models import Mailbox, Message
-from mailgrant.mailboxes.services import mailbox_save, store_root
-from mailgrant.mailboxes.store import message_path, write_message
-from mailgrant.oauth.client import TokenSet
+from mailgrant.mailboxes.services.mailboxes import mailbox_save
+from mailgrant.mailboxes.store import message_path, store_root, write_message
 from mailgrant.oauth.models import Grant, OAuthClient
-from mailgrant.oauth.services import authorization_start, oauth_client_save
+from mailgrant.oauth.protocol import TokenSet
+from mailgrant.oauth.services.authorization import authorization_start
+from mailgrant.oauth.services.clients import oauth_client_save
 
 CLIENT_SECRET = "canary-schema-client-secret-5c1e"
 ACCESS_TOKEN = "canary-schema-access-token-9d02"

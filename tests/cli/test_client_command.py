@@ -313,7 +313,7 @@ def test_canary_secret_and_tokens_in_no_output(cli, oidc, oidc_client, validate_
 
 
 def test_related_ldaps_by_name(cli, db) -> None:
-    from mailgrant.sso.models import LdapDirectory
+    from mailgrant.directory.models import LdapDirectory
 
     LdapDirectory.objects.create(
         name="Corp", server_uri="ldap://127.0.0.1:1", base_dn="dc=example,dc=test"

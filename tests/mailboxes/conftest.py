@@ -3,7 +3,7 @@ from typing import Any
 import pytest
 
 from mailgrant.mailboxes.models import Mailbox
-from mailgrant.mailboxes.services import mailbox_save
+from mailgrant.mailboxes.services.mailboxes import mailbox_save
 
 
 @pytest.fixture

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from mailgrant.mailboxes.errors import MailboxError
 from mailgrant.mailboxes.models import Message
-from mailgrant.mailboxes.services import MailboxError, mailbox_fetch, mailbox_test, store_root
+from mailgrant.mailboxes.services.fetch import mailbox_fetch
+from mailgrant.mailboxes.services.test import mailbox_test
+from mailgrant.mailboxes.store import store_root
 from mailgrant.oauth.models import OAuthClient
 from tests.mailboxes.conftest import message
 

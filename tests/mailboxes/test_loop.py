@@ -7,13 +7,11 @@ from pathlib import Path
 import pytest
 
 from mailgrant.mailboxes.models import Message
-from mailgrant.mailboxes.services import (
-    compose,
-    mailbox_fetch,
-    mailbox_send,
-    mailbox_test,
-    store_root,
-)
+from mailgrant.mailboxes.protocol.compose import compose
+from mailgrant.mailboxes.services.fetch import mailbox_fetch
+from mailgrant.mailboxes.services.send import mailbox_send
+from mailgrant.mailboxes.services.test import mailbox_test
+from mailgrant.mailboxes.store import store_root
 from tests.mailboxes.conftest import message
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from mailgrant.mailboxes.models import Message
-from mailgrant.mailboxes.services import store_root
+from mailgrant.mailboxes.store import store_root
 from tests.mailboxes.conftest import message
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -7,7 +7,9 @@ import httpx
 import pytest
 
 from mailgrant.common.fields import reveal
-from mailgrant.mailboxes.services import MailboxError, mailbox_fetch, mailbox_test
+from mailgrant.mailboxes.errors import MailboxError
+from mailgrant.mailboxes.services.fetch import mailbox_fetch
+from mailgrant.mailboxes.services.test import mailbox_test
 from mailgrant.oauth.models import Grant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -42,7 +42,7 @@ def test_paths_are_stable_and_safe() -> None:
 
 
 def test_the_store_lives_where_the_setting_says(settings, tmp_path) -> None:
-    from mailgrant.mailboxes.services import store_root
+    from mailgrant.mailboxes.store import store_root
 
     settings.MAILGRANT_MESSAGE_STORE = tmp_path / "bigger-disk" / "messages"
     root = store_root()

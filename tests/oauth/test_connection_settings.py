@@ -3,7 +3,8 @@
 import pytest
 
 from mailgrant.oauth.models import OAuthClient
-from mailgrant.oauth.services import access_token_for, oauth_client_check
+from mailgrant.oauth.services.clients import oauth_client_check
+from mailgrant.oauth.services.tokens import access_token_for
 from tests.servers.fakes import FakeProvider
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +56,7 @@ def test_token_requests_go_through_the_proxy(fake_provider, make_client, make_gr
 
 
 def test_unreachable_proxy_is_a_clear_transient_error(make_client, make_grant) -> None:
-    from mailgrant.oauth.services import GrantUnusable
+    from mailgrant.oauth.errors import GrantUnusable
 
     client = make_client(token_url="http://provider.invalid/token", proxy="http://127.0.0.1:9")
     grant = make_grant(client, expires_in=-1)

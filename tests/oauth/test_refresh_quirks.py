@@ -4,8 +4,9 @@ import socket
 
 import pytest
 
+from mailgrant.oauth.errors import GrantUnusable
 from mailgrant.oauth.models import Grant
-from mailgrant.oauth.services import GrantUnusable, access_token_for, grant_refresh
+from mailgrant.oauth.services.tokens import access_token_for, grant_refresh
 from tests.servers.fakes import GOOGLE_INVALID_GRANT, Canned, aadsts_error
 
 pytestmark = pytest.mark.django_db

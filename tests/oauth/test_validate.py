@@ -197,7 +197,7 @@ def test_old_started_authorizations_are_purged(make_client):
     from django.utils import timezone
 
     from mailgrant.oauth.models import PendingAuthorization
-    from mailgrant.oauth.services import authorization_start
+    from mailgrant.oauth.services.authorization import authorization_start
 
     client = make_client()
     old = authorization_start(client=client, purpose="api").pending

@@ -24,11 +24,8 @@ import httpx
 def setup(issuer: str, login: str, password: str, secret: str = "") -> dict:
     from mailgrant.oauth.models import OAuthClient
     from mailgrant.oauth.selectors import oauth_client_redirect_uri
-    from mailgrant.oauth.services import (
-        authorization_complete,
-        authorization_start,
-        oauth_client_save,
-    )
+    from mailgrant.oauth.services.authorization import authorization_complete, authorization_start
+    from mailgrant.oauth.services.clients import oauth_client_save
     from tests.servers.oidc import login_headless
 
     secret = secret or f"secret-{uuid.uuid4().hex}"
@@ -72,7 +69,7 @@ def tokens(grant_id: int, threads: int, start: float) -> list:
     from django.db import connections
 
     from mailgrant.oauth.models import Grant
-    from mailgrant.oauth.services import access_token_for
+    from mailgrant.oauth.services.tokens import access_token_for
 
     results: list = [None] * threads
 

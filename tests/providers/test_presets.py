@@ -7,7 +7,7 @@ import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from mailgrant.oauth.models import Grant, PendingAuthorization
-from mailgrant.oauth.services import authorization_complete, authorization_start
+from mailgrant.oauth.services.authorization import authorization_complete, authorization_start
 from mailgrant.providers import PROVIDERS, get_provider
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from mailgrant.directory.models import LdapDirectory
+from mailgrant.oauth.errors import OAuthClientInvalid
 from mailgrant.oauth.models import OAuthClient
-from mailgrant.oauth.services import OAuthClientInvalid
-from mailgrant.sso.models import LdapDirectory
 from tests.oauth.test_admin import _form
 
 pytestmark = pytest.mark.django_db

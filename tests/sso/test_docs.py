@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgrant.sso.expression import expression_compile
+from mailgrant.sandbox.expression import expression_compile
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "sso.md"
 

@@ -11,8 +11,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from mailgrant.common.models import AuditEvent
-from mailgrant.sso.directory_services import ldap_directory_sync
-from mailgrant.sso.models import DirectoryAccount, SsoIdentity
+from mailgrant.directory.models import DirectoryAccount
+from mailgrant.directory.services.sync import ldap_directory_sync
+from mailgrant.sso.models import SsoIdentity
 from tests.servers import slapd as peer
 from tests.sso.signin import page_text, sign_in
 

@@ -9,8 +9,9 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.parser import Parser
 
-from mailgrant.api import errors, routers
+from mailgrant.api import errors
 from mailgrant.api.broker import with_fast_path
+from mailgrant.api.routers import authorizations, clients, grants, health, mailboxes, messages
 
 
 class RepeatsKeptParser(Parser):
@@ -39,19 +40,19 @@ api = NinjaAPI(
     parser=RepeatsKeptParser(),
 )
 errors.install(api)
-api.add_router("/health", routers.health)
-api.add_router("/oauth-clients", routers.clients)
-api.add_router("/authorizations", routers.authorizations)
-api.add_router("/grants", routers.grants)
-api.add_router("/mailboxes", routers.mailboxes)
-api.add_router("/messages", routers.messages)
+api.add_router("/health", health.router)
+api.add_router("/oauth-clients", clients.router)
+api.add_router("/authorizations", authorizations.router)
+api.add_router("/grants", grants.router)
+api.add_router("/mailboxes", mailboxes.router)
+api.add_router("/messages", messages.router)
 
 
 def urls() -> tuple[list[Any], str, str]:
     """The API's URL patterns, the token broker's with its fast path in front (api.broker) and
     first: the most frequent call is not made to try the others' patterns before its own."""
     patterns, app_name, namespace = api.urls
-    broker = routers.broker.__name__  # django-ninja names a route's URL after its function
+    broker = grants.broker.__name__  # django-ninja names a route's URL after its function
     found = [p for p in patterns if isinstance(p, URLPattern) and p.name == broker]
     if len(found) != 1:
         raise RuntimeError(f"The broker's URL pattern ({broker!r}) is not where expected.")

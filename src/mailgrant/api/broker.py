@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja.responses import NinjaJSONEncoder
 
-from mailgrant.api.routers import token_body
+from mailgrant.api.schemas import token_body
 from mailgrant.api.services import access_token_issue_by_key
 
 View = Callable[..., HttpResponse]

@@ -14,13 +14,8 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from mailgrant.api.auth import Forbidden
 from mailgrant.api.schemas import Problem
-from mailgrant.mailboxes.services import MailboxError, MailboxInvalid
-from mailgrant.oauth.services import (
-    AuthorizationFailed,
-    GrantUnusable,
-    InUse,
-    OAuthClientInvalid,
-)
+from mailgrant.mailboxes.errors import MailboxError, MailboxInvalid
+from mailgrant.oauth.errors import AuthorizationFailed, GrantUnusable, InUse, OAuthClientInvalid
 
 log = logging.getLogger(__name__)
 

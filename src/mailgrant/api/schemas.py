@@ -11,6 +11,9 @@ from ninja.pagination import LimitOffsetPagination
 from pydantic import ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
+from mailgrant.oauth.protocol import TokenSet
+from mailgrant.oauth.services.authorization import StartedAuthorization
+
 # An object's id in a URL: a positive 64-bit integer (a BigAutoField). Anything else is a 400,
 # never a database overflow.
 MAX_ID = 2**63 - 1
@@ -302,3 +305,22 @@ class SendOut(Schema):
     accepted: list[str]
     refused: dict[str, str]
     reply: str
+
+
+def token_body(tokens: TokenSet) -> dict[str, Any]:
+    """The broker's answer (TokenOut), on its route, its fast path (api.broker) and the
+    command line's --json."""
+    return {
+        "access_token": tokens.access_token,
+        "token_type": tokens.token_type,
+        "expires_at": tokens.expiry,
+        "scope": tokens.scope,
+    }
+
+
+def started_authorization_out(started: StartedAuthorization) -> dict[str, Any]:
+    return {
+        "authorization_id": started.pending.pk,
+        "authorize_url": started.url,
+        "expires_at": started.pending.expires_at,
+    }

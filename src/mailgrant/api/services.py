@@ -16,8 +16,8 @@ from django.utils import timezone
 from mailgrant.api.models import ApiKey
 from mailgrant.common import sql
 from mailgrant.common.audit import AuditTarget, actor_for, audit_record, audit_write
-from mailgrant.oauth.client import TokenSet
 from mailgrant.oauth.models import Grant
+from mailgrant.oauth.protocol import TokenSet
 from mailgrant.oauth.selectors import cached_token_of
 
 KEY_PREFIX = "mgk_"

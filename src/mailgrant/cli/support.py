@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 from mailgrant.common.audit import Actor
 from mailgrant.common.crypto import VaultError
 from mailgrant.common.redaction import redact
-from mailgrant.mailboxes.services import MailboxError, MailboxInvalid
-from mailgrant.oauth.services import OAuthClientInvalid, OAuthServiceError
+from mailgrant.mailboxes.errors import MailboxError, MailboxInvalid
+from mailgrant.oauth.errors import OAuthClientInvalid, OAuthServiceError
 
 
 class AdminCommand(BaseCommand):

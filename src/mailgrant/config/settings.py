@@ -58,8 +58,10 @@ INSTALLED_APPS = [
     "mailgrant.common",
     "mailgrant.oauth",
     "mailgrant.mailboxes",
+    "mailgrant.directory",
     "mailgrant.sso",
     "mailgrant.api",
+    "mailgrant.cli",
 ]
 
 MIDDLEWARE = [
@@ -117,7 +119,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Directory people of "show in login" LDAP directories sign in with their directory password.
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
-    "mailgrant.sso.backends.DirectoryBackend",
+    "mailgrant.directory.backends.DirectoryBackend",
 ]
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -8,18 +8,18 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from mailgrant.mailboxes.errors import MailboxError
 from mailgrant.mailboxes.forms import MailboxForm
 from mailgrant.mailboxes.models import Mailbox, Message
-from mailgrant.mailboxes.services import (
-    MailboxError,
+from mailgrant.mailboxes.services.fetch import mailbox_fetch
+from mailgrant.mailboxes.services.mailboxes import (
     mailbox_authorize_start,
     mailbox_delete,
-    mailbox_fetch,
     mailbox_save,
-    mailbox_test,
 )
-from mailgrant.oauth.services import AuthorizationFailed
-from mailgrant.oauth.views import remember_binding
+from mailgrant.mailboxes.services.test import mailbox_test
+from mailgrant.oauth.errors import AuthorizationFailed
+from mailgrant.oauth.session import remember_binding
 
 
 @admin.register(Mailbox)

@@ -3,7 +3,7 @@ from typing import Any
 from django import forms
 
 from mailgrant.mailboxes.models import Mailbox
-from mailgrant.mailboxes.services import mailbox_check
+from mailgrant.mailboxes.services.mailboxes import mailbox_check
 
 FIELDS = [
     "name",

@@ -19,6 +19,8 @@ from email.header import decode_header
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from django.conf import settings
+
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -145,3 +147,9 @@ def envelope(raw: bytes) -> Envelope:
         subject=text(b"subject"),
         date=date,
     )
+
+
+def store_root() -> Path:
+    root = Path(settings.MAILGRANT_MESSAGE_STORE)
+    root.mkdir(parents=True, exist_ok=True)
+    return root

@@ -7,20 +7,19 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from mailgrant.oauth.errors import AuthorizationFailed, GrantUnusable
 from mailgrant.oauth.forms import OAuthClientForm
 from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.selectors import oauth_client_redirect_uri
-from mailgrant.oauth.services import (
-    AuthorizationFailed,
-    GrantUnusable,
-    authorization_start,
-    grant_delete,
-    grant_refresh,
+from mailgrant.oauth.services.authorization import authorization_start
+from mailgrant.oauth.services.clients import (
     oauth_client_delete,
     oauth_client_save,
     oauth_client_set_status,
 )
-from mailgrant.oauth.views import remember_binding
+from mailgrant.oauth.services.grants import grant_delete
+from mailgrant.oauth.services.tokens import grant_refresh
+from mailgrant.oauth.session import remember_binding
 from mailgrant.sso.selectors import login_icon_url
 
 GRANT_FIELDS = ["account", "state", "expires_at", "last_refresh_at", "last_error", "is_default"]

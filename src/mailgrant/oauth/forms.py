@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 from mailgrant.oauth.models import OAuthClient
 from mailgrant.oauth.selectors import OAUTH_CLIENT_FIELDS
-from mailgrant.oauth.services import oauth_client_check
+from mailgrant.oauth.services.clients import oauth_client_check
 from mailgrant.providers import PROVIDERS
 from mailgrant.sso.icons import ICONS, MAX_IMAGE_BYTES, IconInvalid, icon_data_uri
 

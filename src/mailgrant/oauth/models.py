@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from mailgrant.common.fields import Sealed, SealedField, SealedJSONField, URLField
-from mailgrant.oauth.client import TokenSet
+from mailgrant.oauth.protocol import TokenSet
 from mailgrant.providers import MAILBOX, PROVIDERS, USER
 
 
@@ -82,7 +82,7 @@ class OAuthClient(models.Model):
     # An uploaded button image, as a data: URI (small PNG / JPEG / GIF / WebP; never SVG).
     login_button_image = models.TextField(blank=True, editable=False)
     related_ldaps = models.ManyToManyField(
-        "sso.LdapDirectory",
+        "directory.LdapDirectory",
         blank=True,
         related_name="clients",
         verbose_name="Related LDAPs",

@@ -16,8 +16,8 @@ from django.utils import timezone
 from mailgrant.common import sql
 from mailgrant.common.fields import Sealed, reveal
 from mailgrant.common.http import HttpSettings
-from mailgrant.oauth.client import Credentials, TokenSet
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
+from mailgrant.oauth.protocol import Credentials, TokenSet
 from mailgrant.providers import get_provider
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -1,7 +1,5 @@
 """The provider's redirect back to mailgrant after Validate."""
 
-from typing import Any
-
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -9,30 +7,11 @@ from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from mailgrant.oauth.errors import AuthorizationFailed
 from mailgrant.oauth.models import PendingAuthorization
 from mailgrant.oauth.selectors import authorization_purpose
-from mailgrant.oauth.services import AuthorizationFailed, authorization_complete
-
-SESSION_BINDINGS = "mailgrant_authorization_bindings"
-
-
-def remember_binding(request: HttpRequest, binding: str) -> None:
-    """Tie a started Validate to this browser session (the newest few are kept)."""
-    bindings = request.session.get(SESSION_BINDINGS, [])
-    request.session[SESSION_BINDINGS] = [*bindings, binding][-10:]
-
-
-def provider_answer(request: HttpRequest) -> dict[str, Any]:
-    """The provider's redirect, as authorization_complete and sso_login_complete take it."""
-    params = request.GET
-    return {
-        "state": params.get("state", ""),
-        "bindings": request.session.get(SESSION_BINDINGS, []),
-        "code": params.get("code", ""),
-        "error": params.get("error", ""),
-        "error_description": params.get("error_description", ""),
-        "iss": params.get("iss"),
-    }
+from mailgrant.oauth.services.authorization import authorization_complete
+from mailgrant.oauth.session import provider_answer
 
 
 @never_cache

@@ -20,12 +20,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from mailgrant.common.audit import audit_record
-from mailgrant.oauth import client as protocol
-from mailgrant.oauth.client import ProviderError
+from mailgrant.directory.errors import DirectoryUserDisabled
+from mailgrant.directory.models import LdapDirectory
+from mailgrant.directory.services.login import directory_account_for_login
+from mailgrant.oauth import protocol
+from mailgrant.oauth.errors import AuthorizationFailed
 from mailgrant.oauth.models import OAuthClient, PendingAuthorization
+from mailgrant.oauth.protocol import ProviderError
 from mailgrant.oauth.selectors import oauth_client_http
-from mailgrant.oauth.services import (
-    AuthorizationFailed,
+from mailgrant.oauth.services.authorization import (
     Exchanged,
     StartedAuthorization,
     authorization_consume,
@@ -33,6 +36,7 @@ from mailgrant.oauth.services import (
     authorization_start,
 )
 from mailgrant.providers import USER, get_provider
+from mailgrant.sandbox.expression import ExpressionError, expression_evaluate
 from mailgrant.sso.claims import (
     MAPPABLE_FIELDS,
     ClaimMissing,
@@ -42,9 +46,7 @@ from mailgrant.sso.claims import (
     field_value,
     user_fields_from_claims,
 )
-from mailgrant.sso.directory_services import DirectoryUserDisabled, directory_account_for_login
-from mailgrant.sso.expression import ExpressionError, expression_evaluate
-from mailgrant.sso.models import LdapDirectory, SsoIdentity
+from mailgrant.sso.models import SsoIdentity
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import mailgrant.common.fields
-import mailgrant.sso.models
+import mailgrant.directory.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                 ('base_dn', models.CharField(max_length=500, verbose_name='Base DN')),
                 ('user_filter', models.CharField(default='(objectClass=inetOrgPerson)', help_text='LDAP filter selecting the people to import.', max_length=1000)),
                 ('disabled_filter', models.CharField(blank=True, help_text='LDAP filter matching disabled people, e.g. (pwdAccountLockedTime=*) or, on Active Directory, (userAccountControl:1.2.840.113556.1.4.803:=2). Empty: none.', max_length=1000)),
-                ('attribute_map', models.JSONField(blank=True, default=mailgrant.sso.models.default_attribute_map, help_text='User field <- LDAP attribute, e.g. {"username": "uid", "email": "mail"}.')),
+                ('attribute_map', models.JSONField(blank=True, default=mailgrant.directory.models.default_attribute_map, help_text='User field <- LDAP attribute, e.g. {"username": "uid", "email": "mail"}.')),
                 ('sync_interval', models.PositiveIntegerField(default=60, help_text='0: only when asked (button or CLI).', verbose_name='Sync every (minutes)')),
                 ('show_in_login', models.BooleanField(default=False, help_text='Its people may sign in on the login page with their directory password.')),
                 ('status', models.CharField(choices=[('enabled', 'Enabled'), ('disabled', 'Disabled')], default='enabled', max_length=10)),

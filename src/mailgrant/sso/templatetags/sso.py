@@ -2,7 +2,7 @@ from typing import Any
 
 from django import template
 
-from mailgrant.sso.directory_selectors import ldap_directories_for_login
+from mailgrant.directory.selectors import ldap_directories_for_login
 from mailgrant.sso.selectors import login_buttons
 
 register = template.Library()

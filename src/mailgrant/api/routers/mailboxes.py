@@ -1,0 +1,226 @@
+"""/mailboxes: the mailboxes, their Authorize, Test connection, fetch, messages and send."""
+
+import base64
+import binascii
+from typing import Any
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Router, Status
+from ninja.pagination import paginate
+
+from mailgrant.api.auth import scope
+from mailgrant.api.errors import PEER, ApiError, answers
+from mailgrant.api.inputs import request_user
+from mailgrant.api.schemas import (
+    FetchOut,
+    MailboxCreate,
+    MailboxOut,
+    MailboxPatch,
+    MessageOut,
+    ObjectId,
+    Pagination,
+    SendIn,
+    SendOut,
+    TestOut,
+    ValidateOut,
+    started_authorization_out,
+)
+from mailgrant.mailboxes.models import Mailbox, Message
+from mailgrant.mailboxes.protocol.compose import Attachment
+from mailgrant.mailboxes.services.fetch import mailbox_fetch
+from mailgrant.mailboxes.services.mailboxes import (
+    mailbox_authorize_start,
+    mailbox_delete,
+    mailbox_save,
+)
+from mailgrant.mailboxes.services.send import mailbox_send, mailbox_send_message
+from mailgrant.mailboxes.services.test import mailbox_test
+from mailgrant.oauth.models import Grant, OAuthClient
+
+router = Router(tags=["mailboxes"])
+
+
+def _mailbox_out(mailbox: Mailbox) -> dict[str, Any]:
+    data = {
+        f: getattr(mailbox, f)
+        for f in MailboxOut.model_fields
+        if hasattr(mailbox, f) and f not in ("oauth_client", "grant")
+    }
+    data.update(
+        id=mailbox.pk,
+        has_password=bool(mailbox.password),
+        oauth_client=mailbox.oauth_client_id,
+        grant=mailbox.grant_id,
+    )
+    return data
+
+
+def _referenced(model: type[OAuthClient] | type[Grant], pk: int, field: str) -> Any:
+    """The object a request body points to; a dangling id is bad input (400), not a missing
+    page (404)."""
+    found = model.objects.filter(pk=pk).first()
+    if found is None:
+        message = f"No {model._meta.verbose_name} with id {pk}."
+        raise ApiError(
+            400,
+            "validation_error",
+            f"{field}: {message}",
+            fields=[{"field": field, "message": message}],
+        )
+    return found
+
+
+def _apply_mailbox(mailbox: Mailbox, data: dict[str, Any]) -> str | None:
+    password = data.pop("password", None)
+    if "oauth_client" in data:
+        value = data.pop("oauth_client")
+        mailbox.oauth_client = _referenced(OAuthClient, value, "oauth_client") if value else None
+    if "grant" in data:
+        value = data.pop("grant")
+        mailbox.grant = _referenced(Grant, value, "grant") if value else None
+    for field, value in data.items():
+        setattr(mailbox, field, value)
+    mailbox.full_clean(exclude=["password"])
+    return password
+
+
+@router.get("", response=answers({200: list[MailboxOut]}), auth=scope("read"))
+@paginate(Pagination)
+def list_mailboxes(request: HttpRequest) -> Any:
+    return [_mailbox_out(m) for m in Mailbox.objects.all()]
+
+
+@router.post("", response=answers({201: MailboxOut}, 409), auth=scope("write"))
+def create_mailbox(request: HttpRequest, body: MailboxCreate) -> Any:
+    data = body.model_dump(exclude_none=True)
+    if Mailbox.objects.filter(name=data["name"]).exists():
+        raise ApiError(409, "conflict", f"A mailbox named {data['name']!r} exists.")
+    mailbox = Mailbox()
+    password = _apply_mailbox(mailbox, data)
+    saved = mailbox_save(mailbox=mailbox, password=password, user=request_user(request))
+    return Status(201, _mailbox_out(saved))
+
+
+@router.get("/{mailbox_id}", response=answers({200: MailboxOut}, 404), auth=scope("read"))
+def get_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
+    return _mailbox_out(get_object_or_404(Mailbox, pk=mailbox_id))
+
+
+@router.patch("/{mailbox_id}", response=answers({200: MailboxOut}, 404, 409), auth=scope("write"))
+def update_mailbox(request: HttpRequest, mailbox_id: ObjectId, body: MailboxPatch) -> Any:
+    mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
+    data = body.model_dump(exclude_unset=True)
+    if (
+        data.get("name")
+        and Mailbox.objects.filter(name=data["name"]).exclude(pk=mailbox.pk).exists()
+    ):
+        raise ApiError(409, "conflict", f"A mailbox named {data['name']!r} exists.")
+    password = _apply_mailbox(mailbox, data)
+    return _mailbox_out(
+        mailbox_save(mailbox=mailbox, password=password, user=request_user(request))
+    )
+
+
+@router.delete("/{mailbox_id}", response=answers({204: None}, 404, 409), auth=scope("write"))
+def delete_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
+    mailbox_delete(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=request_user(request))
+    return Status(204, None)
+
+
+@router.post(
+    "/{mailbox_id}/authorize", response=answers({201: ValidateOut}, 404, *PEER), auth=scope("write")
+)
+def authorize_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
+    """Validate the mailbox's own account (a grant of its client, its address as login hint);
+    completes in any browser, polled like a client's Validate."""
+    mailbox = get_object_or_404(Mailbox.objects.select_related("grant"), pk=mailbox_id)
+    started = mailbox_authorize_start(mailbox=mailbox, user=request_user(request), purpose="api")
+    return Status(201, started_authorization_out(started))
+
+
+@router.post(
+    "/{mailbox_id}/test", response=answers({200: TestOut}, 404, *PEER), auth=scope("write")
+)
+def test_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
+    result = mailbox_test(
+        mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=request_user(request)
+    )
+    return {
+        **result.__dict__,
+        "capabilities": list(result.capabilities),
+        "mechanisms": list(result.mechanisms),
+    }
+
+
+@router.post(
+    "/{mailbox_id}/fetch", response=answers({200: FetchOut}, 404, *PEER), auth=scope("write")
+)
+def fetch_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
+    return mailbox_fetch(
+        mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=request_user(request)
+    )
+
+
+@router.get(
+    "/{mailbox_id}/messages",
+    response=answers({200: list[MessageOut]}, 404),
+    auth=scope("read"),
+    by_alias=True,
+)
+@paginate(Pagination)
+def list_messages(request: HttpRequest, mailbox_id: ObjectId) -> Any:
+    mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
+    return Message.objects.filter(mailbox=mailbox).order_by("-fetched_at", "-id")
+
+
+@router.post(
+    "/{mailbox_id}/send", response=answers({200: SendOut}, 404, *PEER), auth=scope("write")
+)
+def send_mailbox(request: HttpRequest, mailbox_id: ObjectId, body: SendIn) -> Any:
+    mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
+    if body.raw:
+        try:
+            raw = base64.b64decode(body.raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(
+                400,
+                "validation_error",
+                "raw: not base64",
+                fields=[{"field": "raw", "message": "base64 expected"}],
+            ) from None
+        result = mailbox_send(
+            mailbox=mailbox,
+            recipients=[*body.to, *body.cc, *body.bcc],
+            raw=raw,
+            sender=body.sender,
+            user=request_user(request),
+        )
+    else:
+        try:
+            attachments = [
+                Attachment(
+                    a.filename, base64.b64decode(a.content_base64, validate=True), a.content_type
+                )
+                for a in body.attachments
+            ]
+        except (binascii.Error, ValueError):
+            raise ApiError(
+                400,
+                "validation_error",
+                "attachments: not base64",
+                fields=[{"field": "attachments", "message": "base64 expected"}],
+            ) from None
+        result = mailbox_send_message(
+            mailbox=mailbox,
+            to=body.to,
+            cc=body.cc,
+            bcc=body.bcc,
+            subject=body.subject,
+            text=body.text,
+            html=body.html,
+            attachments=attachments,
+            sender=body.sender,
+            user=request_user(request),
+        )
+    return {"accepted": result.accepted, "refused": result.refused, "reply": result.reply}

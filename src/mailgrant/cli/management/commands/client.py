@@ -1,0 +1,338 @@
+import json
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from mailgrant.cli.output import (
+    CLI_ACTOR,
+    client_named,
+    grant_numbered,
+    grant_row,
+    refreshed_text,
+    write_authorization,
+    write_grants,
+    write_token,
+)
+from mailgrant.cli.support import (
+    CLI,
+    AdminCommand,
+    add_bool_argument,
+    add_secret_arguments,
+    confirm,
+    human,
+    json_text,
+    read_secret,
+    seconds,
+)
+from mailgrant.directory.models import LdapDirectory
+from mailgrant.oauth.models import OAuthClient
+from mailgrant.oauth.selectors import (
+    grant_default_for,
+    grant_list,
+    oauth_client_list,
+    oauth_client_public,
+)
+from mailgrant.oauth.services.authorization import authorization_start
+from mailgrant.oauth.services.clients import (
+    oauth_client_delete,
+    oauth_client_save,
+    oauth_client_set_status,
+)
+from mailgrant.oauth.services.tokens import access_token_issue, grant_refresh
+from mailgrant.providers import PROVIDERS
+
+# A flag per field of the client form, named after it (client_id -> --client-id).
+CHOICES = {
+    "provider": list(PROVIDERS),
+    "type": OAuthClient.Type.values,
+    "status": OAuthClient.Status.values,
+    "user_data_source": OAuthClient.UserDataSource.values,
+}
+TEXT_FIELDS = [
+    "tenant",
+    "issuer",
+    "scope",
+    "authorize_url",
+    "token_url",
+    "proxy",
+    "scope_separator",
+    "userinfo_endpoint",
+    "username_attribute",
+    "user_create_expression",
+    "login_button_caption",
+    "login_button_icon",
+]
+FIELDS = ["name", "client_id", *CHOICES, *TEXT_FIELDS, "verify_ssl", "user_fields"]
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _help(field: str) -> str:
+    model_field = OAuthClient._meta.get_field(field)
+    return str(getattr(model_field, "help_text", "") or "").replace("%", "%%")
+
+
+class Command(AdminCommand):
+    help = (
+        "OAuth clients: list, show, add, update, delete, enable, disable, validate, refresh, "
+        "token, grants. The client secret is read from a file or stdin, never from argv."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        listing = sub.add_parser("list", help="List clients and their default grant's state.")
+        for field, choices in CHOICES.items():
+            if field != "user_data_source":
+                listing.add_argument(_flag(field), choices=choices)
+        listing.add_argument("--json", action="store_true")
+
+        show = sub.add_parser("show", help="Show a client (never its secret) and its grants.")
+        show.add_argument("name")
+        show.add_argument("--json", action="store_true")
+
+        add = sub.add_parser("add", help="Add a client; empty fields use the provider's preset.")
+        self._field_arguments(add, creating=True)
+        update = sub.add_parser("update", help="Change the fields given; the others stay.")
+        update.add_argument("current_name", metavar="NAME")
+        self._field_arguments(update, creating=False)
+
+        delete = sub.add_parser("delete", help="Delete a client and its grants.")
+        delete.add_argument("name")
+        delete.add_argument("--yes", action="store_true", help="do not ask")
+        for action in ("enable", "disable"):
+            sub.add_parser(action, help=f"{action.capitalize()} a client.").add_argument("name")
+
+        validate = sub.add_parser(
+            "validate",
+            help="Print the URL to authorize the client at its provider, in any browser.",
+        )
+        validate.add_argument("name")
+        validate.add_argument("--login-hint", default="", help="the account to sign in as")
+        validate.add_argument(
+            "--grant",
+            type=int,
+            metavar="ID",
+            help="authorize this grant again (default: the client's default grant)",
+        )
+        validate.add_argument(
+            "--wait",
+            action="store_true",
+            help="wait for the sign-in; exit 0 when authorized, 1 when refused or expired",
+        )
+
+        refresh = sub.add_parser("refresh", help="Refresh the client's default grant now.")
+        refresh.add_argument("name")
+        token = sub.add_parser("token", help="Print a valid access token (refreshed if needed).")
+        token.add_argument("name")
+        token.add_argument(
+            "--min-valid",
+            type=seconds,
+            default=0,
+            metavar="SECONDS",
+            help="valid for at least this long (when the provider allows)",
+        )
+        token.add_argument("--grant", type=int, metavar="ID", help="default: the default grant")
+        token.add_argument("--json", action="store_true")
+        grants = sub.add_parser("grants", help="List the client's grants.")
+        grants.add_argument("name")
+        grants.add_argument("--json", action="store_true")
+
+    def _field_arguments(self, parser: ArgumentParser, *, creating: bool) -> None:
+        parser.add_argument(
+            "--name", required=creating, help=None if creating else "rename the client"
+        )
+        parser.add_argument("--provider", required=creating, choices=CHOICES["provider"])
+        parser.add_argument("--client-id", required=creating)
+        for field in ("type", "status", "user_data_source"):
+            parser.add_argument(_flag(field), choices=CHOICES[field], help=_help(field))
+        for field in TEXT_FIELDS:
+            parser.add_argument(_flag(field), help=_help(field), metavar="TEXT")
+        add_bool_argument(parser, "verify-ssl", "check the provider's TLS certificate")
+        parser.add_argument("--user-fields", metavar="JSON", help=_help("user_fields"))
+        parser.add_argument(
+            "--related-ldap",
+            dest="related_ldaps",
+            action="append",
+            metavar="NAME",
+            help="an LDAP directory whose users sign-ins link to (repeat for several; "
+            "--related-ldap '' clears them)",
+        )
+        add_secret_arguments(parser, "client-secret", "client secret")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        getattr(self, f"_{action}")(options)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _list(self, o: dict[str, Any]) -> None:
+        rows = []
+        for client in oauth_client_list(provider=o["provider"], type=o["type"], status=o["status"]):
+            grant = grant_default_for(client=client)
+            rows.append(
+                {
+                    "id": client.pk,
+                    "name": client.name,
+                    "provider": client.provider,
+                    "type": client.type,
+                    "status": client.status,
+                    "grant_state": grant.state if grant else "unauthorized",
+                    "account": grant.account if grant else "",
+                    "expires_at": grant.expires_at if grant else None,
+                }
+            )
+        if o["json"]:
+            self.stdout.write(json_text(rows))
+            return
+        for row in rows:
+            self.stdout.write(
+                f"{row['name']:30} {row['provider']:8} {row['type']:8} "
+                f"{row['status']:9} {row['grant_state']:25} {row['account']}"
+            )
+
+    def _show(self, o: dict[str, Any]) -> None:
+        client = client_named(o["name"])
+        data = {
+            **oauth_client_public(client=client),
+            "grants": [grant_row(g) for g in grant_list(client=client)],
+        }
+        if o["json"]:
+            self.stdout.write(json_text(data))
+            return
+        for key, value in data.items():
+            if key != "grants":
+                self.stdout.write(f"{key + ':':24} {human(value)}")
+        grants = grant_list(client=client)
+        self.stdout.write("grants:" if grants else f"{'grants:':24} - (run validate)")
+        write_grants(self, grants, as_json=False)
+
+    def _grants(self, o: dict[str, Any]) -> None:
+        write_grants(self, grant_list(client=client_named(o["name"])), as_json=o["json"])
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def _given_fields(self, o: dict[str, Any]) -> dict[str, Any]:
+        data = {f: o[f] for f in FIELDS if o.get(f) is not None}
+        if "user_fields" in data:
+            data["user_fields"] = _user_fields(data["user_fields"])
+        return data
+
+    def _add(self, o: dict[str, Any]) -> None:
+        data = self._given_fields(o)
+        secret = read_secret(
+            path=o["client_secret_file"], from_stdin=o["client_secret_stdin"], what="client secret"
+        )
+        if OAuthClient.objects.filter(name=data["name"]).exists():
+            raise CommandError(f"An OAuth client named {data['name']!r} exists already.")
+        client = OAuthClient(**data)
+        client.full_clean(exclude=["client_secret", "metadata"])
+        directories = _directories(o["related_ldaps"])
+        oauth_client_save(client=client, client_secret=secret, related_ldaps=directories, user=CLI)
+        self._saved(client, "Added", as_json=o["json"])
+
+    def _update(self, o: dict[str, Any]) -> None:
+        client = client_named(o["current_name"])
+        data = self._given_fields(o)
+        secret = read_secret(
+            path=o["client_secret_file"], from_stdin=o["client_secret_stdin"], what="client secret"
+        )
+        directories = _directories(o["related_ldaps"])
+        if not data and secret is None and directories is None:
+            raise CommandError("Nothing to change: give the flags of the fields to change.")
+        if (
+            "name" in data
+            and OAuthClient.objects.filter(name=data["name"]).exclude(pk=client.pk).exists()
+        ):
+            raise CommandError(f"An OAuth client named {data['name']!r} exists already.")
+        for field, value in data.items():
+            setattr(client, field, value)
+        client.full_clean(exclude=["client_secret", "metadata"])
+        oauth_client_save(client=client, client_secret=secret, related_ldaps=directories, user=CLI)
+        self._saved(client, "Updated", as_json=o["json"])
+
+    def _saved(self, client: OAuthClient, verb: str, *, as_json: bool) -> None:
+        data = oauth_client_public(client=client)
+        if as_json:
+            self.stdout.write(json_text(data))
+            return
+        self.stdout.write(f"{verb} OAuth client {client.name} (id {client.pk}).")
+        self.stdout.write(f"Redirect URI to register at the provider: {data['redirect_uri']}")
+
+    def _delete(self, o: dict[str, Any]) -> None:
+        client = client_named(o["name"])
+        count = grant_list(client=client).count()
+        confirm(f"Delete OAuth client {client.name} and its {count} grant(s)?", yes=o["yes"])
+        oauth_client_delete(client=client, user=CLI)
+        self.stdout.write(f"Deleted OAuth client {client.name}.")
+
+    def _enable(self, o: dict[str, Any]) -> None:
+        client = oauth_client_set_status(client=client_named(o["name"]), status="enabled", user=CLI)
+        self.stdout.write(f"Enabled {client.name}.")
+
+    def _disable(self, o: dict[str, Any]) -> None:
+        client = oauth_client_set_status(
+            client=client_named(o["name"]), status="disabled", user=CLI
+        )
+        self.stdout.write(f"Disabled {client.name}.")
+
+    # --- authorizing and tokens ----------------------------------------------------------------
+
+    def _validate(self, o: dict[str, Any]) -> None:
+        client = client_named(o["name"])
+        grant = grant_numbered(o["grant"], client=client) if o["grant"] is not None else None
+        started = authorization_start(
+            client=client, purpose="cli", grant=grant, login_hint=o["login_hint"], user=CLI
+        )
+        write_authorization(self, started, wait=o["wait"])
+
+    def _refresh(self, o: dict[str, Any]) -> None:
+        client = client_named(o["name"])
+        grant = grant_default_for(client=client)
+        if grant is None:
+            raise CommandError(f"Client {client.name} is not authorized yet: run validate.")
+        self.stdout.write(refreshed_text(grant_refresh(grant=grant, user=CLI)))
+
+    def _token(self, o: dict[str, Any]) -> None:
+        client = client_named(o["name"])
+        if o["grant"] is not None:
+            grant = grant_numbered(o["grant"], client=client)
+        else:
+            default = grant_default_for(client=client)
+            if default is None:
+                raise CommandError(f"Client {client.name} is not authorized yet: run validate.")
+            grant = default
+        tokens = access_token_issue(
+            grant_id=grant.pk, min_valid_seconds=o["min_valid"], actor=CLI_ACTOR
+        )
+        write_token(self, tokens, as_json=o["json"])
+
+
+def _directories(names: list[str] | None) -> list[LdapDirectory] | None:
+    """The directories named by --related-ldap; None when the flag is not given."""
+    if names is None:
+        return None
+    wanted = {n for n in names if n}
+    found = list(LdapDirectory.objects.filter(name__in=wanted))
+    missing = sorted(wanted - {d.name for d in found})
+    if missing:
+        raise CommandError(f"related_ldaps: no LDAP directory named {missing[0]!r}.")
+    return found
+
+
+def _user_fields(text: str) -> dict[str, str]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise CommandError(
+            'Invalid: user_fields: not JSON; expected an object such as {"email": "email"}.'
+        ) from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise CommandError(
+            "Invalid: user_fields: expected a JSON object of user field to claim name."
+        )
+    return value

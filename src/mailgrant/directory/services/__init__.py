@@ -1,0 +1,1 @@
+"""Writes for LDAP directories, one job a module."""

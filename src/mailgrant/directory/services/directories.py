@@ -1,0 +1,120 @@
+"""LDAP directories: checked (no server asked), saved, deleted, and their connection tested."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from mailgrant.common.audit import actor_for, audit_record
+from mailgrant.common.crypto import VaultError
+from mailgrant.directory import ldap
+from mailgrant.directory.errors import DirectoryInvalid
+from mailgrant.directory.models import LdapDirectory
+from mailgrant.directory.selectors import (
+    USER_FIELDS,
+    ldap_directory_config,
+)
+from mailgrant.directory.services.accounts import directory_failure_text
+
+ATTRIBUTE_NAME = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$")
+
+
+@dataclass(frozen=True)
+class DirectoryTestResult:
+    ok: bool
+    message: str
+    people: int = 0
+    disabled: int = 0
+
+
+def ldap_directory_check(*, directory: LdapDirectory) -> dict[str, str]:
+    """Field errors of `directory` as it stands (no server is asked)."""
+    errors: dict[str, str] = {}
+    if error := ldap.server_uri_error(directory.server_uri, directory.security):
+        errors["server_uri"] = error
+    if error := ldap.dn_error(directory.base_dn):
+        errors["base_dn"] = error
+    if directory.bind_dn and (error := ldap.dn_error(directory.bind_dn)):
+        errors["bind_dn"] = error
+    if error := ldap.filter_error(directory.user_filter):
+        errors["user_filter"] = error
+    if directory.disabled_filter.strip() and (
+        error := ldap.filter_error(directory.disabled_filter)
+    ):
+        errors["disabled_filter"] = error
+    if error := ldap.ca_certificate_error(directory.ca_certificate):
+        errors["ca_certificate"] = error
+    if error := _attribute_map_error(directory.attribute_map):
+        errors["attribute_map"] = error
+    return errors
+
+
+def _attribute_map_error(mapping: Any) -> str:
+    if not isinstance(mapping, dict):
+        return 'A JSON object: user field -> LDAP attribute, e.g. {"username": "uid"}.'
+    unknown = sorted(set(mapping) - set(USER_FIELDS))
+    if unknown:
+        return f"Unknown user field(s) {', '.join(unknown)}; use {', '.join(USER_FIELDS)}."
+    if not mapping.get("username"):
+        return "Map username to an attribute (e.g. uid, or sAMAccountName on Active Directory)."
+    for user_field, attribute in mapping.items():
+        if not isinstance(attribute, str) or not ATTRIBUTE_NAME.match(attribute):
+            return f"{user_field}: {attribute!r} is not an LDAP attribute name."
+    return ""
+
+
+def ldap_directory_save(
+    *, directory: LdapDirectory, bind_password: str | None = None, user: Any = None
+) -> LdapDirectory:
+    """Create or update `directory`; a non-empty `bind_password` replaces the stored one."""
+    errors = ldap_directory_check(directory=directory)
+    if directory.bind_dn and not (bind_password or directory.bind_password):
+        errors["bind_password"] = "A bind DN needs its password."
+    if errors:
+        raise DirectoryInvalid(errors)
+    directory.user_filter = ldap.normalize_filter(directory.user_filter)
+    directory.disabled_filter = ldap.normalize_filter(directory.disabled_filter)
+    replaced = bool(bind_password) and directory.pk is not None
+    if bind_password:
+        directory.bind_password = bind_password  # type: ignore[assignment]  # sealed on save
+    elif not directory.bind_dn:
+        directory.bind_password = None  # anonymous: nothing to keep
+    creating = directory.pk is None
+    with transaction.atomic():
+        directory.save()
+        audit_record(
+            actor=actor_for(user),
+            user=user,
+            target=directory,
+            action="ldap_directory.created" if creating else "ldap_directory.updated",
+            message="bind password replaced" if replaced else "",
+        )
+    return directory
+
+
+def ldap_directory_delete(*, directory: LdapDirectory, user: Any = None) -> None:
+    """The directory and its account links go; the users it imported stay (inactive ones too)."""
+    with transaction.atomic():
+        audit_record(
+            actor=actor_for(user), user=user, target=directory, action="ldap_directory.deleted"
+        )
+        directory.delete()
+
+
+def ldap_directory_test(*, directory: LdapDirectory) -> DirectoryTestResult:
+    """Bind as configured and count the people a sync would import. Changes nothing."""
+    try:
+        people, disabled = ldap.count_people(ldap_directory_config(directory=directory))
+    except (ldap.LdapError, VaultError) as exc:
+        return DirectoryTestResult(ok=False, message=directory_failure_text(exc))
+    who = directory.bind_dn or "anonymous"
+    return DirectoryTestResult(
+        ok=True,
+        message=f"Connected to {directory.server_uri} ({directory.get_security_display()}) as "
+        f"{who}: {people} people match the user filter, {disabled} of them disabled.",
+        people=people,
+        disabled=disabled,
+    )

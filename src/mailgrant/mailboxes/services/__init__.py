@@ -1,0 +1,1 @@
+"""Writes for mailboxes, one job a module: save, log in, test, fetch, send."""

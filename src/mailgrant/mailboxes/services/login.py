@@ -1,0 +1,101 @@
+"""Logging in to a mailbox's server: a password, or a token from the mailbox's grant (a refused
+token is refreshed once and the login retried once)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.conf import settings
+
+from mailgrant.common.fields import reveal
+from mailgrant.mailboxes.errors import MailboxError
+from mailgrant.mailboxes.models import Mailbox
+from mailgrant.mailboxes.protocol import sasl
+from mailgrant.mailboxes.protocol.transport import (
+    AuthRefused,
+    Endpoint,
+    Login,
+    MailError,
+    PasswordLogin,
+    TokenLogin,
+    Transcript,
+)
+from mailgrant.mailboxes.selectors import mailbox_grant
+from mailgrant.oauth.errors import GrantUnusable
+from mailgrant.oauth.models import Grant
+from mailgrant.oauth.services.tokens import access_token_for, grant_refresh
+
+log = logging.getLogger(__name__)
+
+
+T = TypeVar("T")
+
+
+def mailbox_endpoint(*, mailbox: Mailbox) -> Endpoint:
+    return Endpoint(
+        host=mailbox.host,
+        port=mailbox.port,
+        security=mailbox.security,
+        timeout=float(getattr(settings, "MAILGRANT_MAIL_TIMEOUT", 30)),
+    )
+
+
+def _login(mailbox: Mailbox) -> tuple[Login, Grant | None]:
+    if mailbox.auth_method == Mailbox.AuthMethod.PASSWORD:
+        if not mailbox.password:
+            raise MailboxError("This mailbox has no password stored.", kind="config")
+        return PasswordLogin(mailbox.login_username, reveal(mailbox.password)), None
+    client = mailbox.oauth_client
+    if client is None:
+        raise MailboxError("Choose the OAuth client this mailbox logs in with.", kind="config")
+    if not client.is_enabled:
+        raise MailboxError(
+            f"OAuth client {client.name} is disabled: nothing was fetched or sent.",
+            kind="client_disabled",
+        )
+    grant = mailbox_grant(mailbox=mailbox)
+    if grant is None:
+        raise MailboxError(
+            f"OAuth client {client.name} is not authorized yet: press Authorize.",
+            kind="not_authorized",
+        )
+    mechanism = sasl.MECHANISMS[mailbox.sasl_mechanism]
+    return TokenLogin(
+        mailbox.login_username,
+        mechanism,
+        lambda: access_token_for(grant=grant, min_valid_seconds=60).access_token,
+    ), grant
+
+
+def with_mailbox_login(
+    *, mailbox: Mailbox, work: Callable[[Login], T], on_refresh: Callable[[], None] | None = None
+) -> T:
+    """Run `work` with the mailbox's login; a refused token is refreshed once and retried once."""
+    login, grant = _login(mailbox)
+    try:
+        return work(login)
+    except AuthRefused as exc:
+        if grant is None or exc.transient:
+            raise
+        log.info(
+            "Mailbox %s: token refused (%s); refreshing once and retrying", mailbox.pk, exc.message
+        )
+        grant_refresh(grant=grant, force=True)
+        if on_refresh:
+            on_refresh()
+        return work(login)
+
+
+def mailbox_error_of(exc: Exception, *, transcript: Transcript | None = None) -> MailboxError:
+    if isinstance(exc, MailboxError):
+        return exc
+    text = str(transcript) if transcript else ""
+    if isinstance(exc, AuthRefused):
+        return MailboxError(exc.message, kind="auth", transcript=text, details=exc.details)
+    if isinstance(exc, MailError):
+        return MailboxError(exc.message, kind=exc.kind, transcript=text)
+    if isinstance(exc, GrantUnusable):
+        return MailboxError(exc.message, kind=exc.code, transcript=text)
+    raise exc

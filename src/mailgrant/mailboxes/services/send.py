@@ -1,0 +1,115 @@
+"""Sending through an outgoing mailbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+
+from mailgrant.common.audit import actor_for, audit_record
+from mailgrant.mailboxes.errors import MailboxError, MailboxInvalid
+from mailgrant.mailboxes.models import Mailbox
+from mailgrant.mailboxes.protocol.compose import (
+    AddressInvalid,
+    Attachment,
+    check_addresses,
+    compose,
+)
+from mailgrant.mailboxes.protocol.smtp import SendResult, SmtpClient
+from mailgrant.mailboxes.protocol.transport import (
+    Login,
+    MailError,
+)
+from mailgrant.mailboxes.services.login import (
+    mailbox_endpoint,
+    mailbox_error_of,
+    with_mailbox_login,
+)
+from mailgrant.oauth.errors import GrantUnusable
+
+
+def mailbox_send(
+    *,
+    mailbox: Mailbox,
+    recipients: Sequence[str],
+    raw: bytes,
+    sender: str | None = None,
+    user: Any = None,
+) -> SendResult:
+    """Send raw RFC 822 bytes to `recipients` (envelope: To, Cc and Bcc alike)."""
+    if mailbox.protocol != Mailbox.Protocol.SMTP:
+        raise MailboxError("Only outgoing (SMTP) mailboxes send.", kind="config")
+    if not recipients:
+        raise MailboxError("A message needs at least one recipient.", kind="invalid")
+    try:
+        check_addresses("recipients", recipients)
+        if sender:
+            check_addresses("sender", [sender])
+    except AddressInvalid as exc:
+        raise MailboxInvalid({exc.field: exc.message}) from None
+    envelope_from = sender or mailbox.username
+
+    def attempt(login: Login) -> SendResult:
+        with SmtpClient(mailbox_endpoint(mailbox=mailbox), login) as smtp:
+            return smtp.send(envelope_from, list(recipients), raw)
+
+    try:
+        result = with_mailbox_login(mailbox=mailbox, work=attempt)
+    except (MailError, GrantUnusable, MailboxError) as exc:
+        error = mailbox_error_of(exc)
+        with transaction.atomic():
+            audit_record(
+                actor=actor_for(user),
+                user=user,
+                target=mailbox,
+                action="mailbox.sent",
+                outcome="failed",
+                message=error.message,
+            )
+        raise error from None
+    with transaction.atomic():
+        audit_record(
+            actor=actor_for(user),
+            user=user,
+            target=mailbox,
+            action="mailbox.sent",
+            message=f"to {len(result.accepted)} recipient(s): {result.reply}",
+        )
+    return result
+
+
+def mailbox_send_message(
+    *,
+    mailbox: Mailbox,
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+    subject: str = "",
+    text: str = "",
+    html: str = "",
+    attachments: Sequence[Attachment] = (),
+    sender: str | None = None,
+    user: Any = None,
+) -> SendResult:
+    """Compose a message from its parts (From: `sender`, else the mailbox's address) and send
+    it to To, Cc and Bcc alike; Bcc is in the envelope only."""
+    try:
+        message = compose(
+            sender=sender or mailbox.username,
+            to=to,
+            cc=cc,
+            subject=subject,
+            text=text,
+            html=html,
+            attachments=attachments,
+        )
+    except AddressInvalid as exc:
+        raise MailboxInvalid({exc.field: exc.message}) from None
+    return mailbox_send(
+        mailbox=mailbox,
+        recipients=[*to, *cc, *bcc],
+        raw=message.as_bytes(),
+        sender=sender,
+        user=user,
+    )

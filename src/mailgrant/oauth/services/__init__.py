@@ -1,0 +1,1 @@
+"""Writes for OAuth clients and grants, one topic a module."""

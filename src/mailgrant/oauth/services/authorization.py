@@ -1,0 +1,414 @@
+"""Validate: authorization code + PKCE, from the started request to the stored grant.
+
+Nothing changes unless the provider's answer checks out: state (single use, bound to the
+browser session that started it, short-lived), RFC 9207 iss, the ID token."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from mailgrant.common.audit import actor_for, audit_record
+from mailgrant.oauth import protocol
+from mailgrant.oauth.errors import AuthorizationFailed
+from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
+from mailgrant.oauth.protocol import ProviderError, TokenSet
+from mailgrant.oauth.selectors import (
+    Endpoints,
+    EndpointsMissing,
+    oauth_client_credentials,
+    oauth_client_endpoints,
+    oauth_client_http,
+    oauth_client_redirect_uri,
+)
+
+log = logging.getLogger(__name__)
+
+
+ACCOUNT_CLAIMS = ("email", "preferred_username", "upn", "unique_name", "sub")
+
+
+@dataclass(frozen=True)
+class StartedAuthorization:
+    url: str
+    binding: str
+    pending: PendingAuthorization
+
+
+@dataclass(frozen=True)
+class Authorized:
+    grant: Grant
+    account: str
+    warnings: list[str] = field(default_factory=list)
+    return_url: str = ""
+
+
+# Started outside a browser session (an API call, the command line): the state alone is the key,
+# so any browser may finish them.
+UNBOUND_PURPOSES = {PendingAuthorization.Purpose.API, PendingAuthorization.Purpose.CLI}
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def authorization_start(
+    *,
+    client: OAuthClient,
+    purpose: str,
+    user: Any = None,
+    grant: Grant | None = None,
+    login_hint: str = "",
+    return_url: str = "",
+) -> StartedAuthorization:
+    """Build the provider's authorize URL and remember what the callback must check."""
+    if not client.is_enabled:
+        raise AuthorizationFailed(
+            "This client is disabled: enable it before validating.", code="client_disabled"
+        )
+    if grant is not None and grant.client_id != client.pk:
+        raise AuthorizationFailed("That grant belongs to another client.")
+    try:
+        endpoints = oauth_client_endpoints(client=client)
+    except EndpointsMissing as exc:
+        raise AuthorizationFailed(str(exc), code="endpoints_missing") from None
+    request = protocol.new_authorization(
+        authorize_url=endpoints.authorize_url,
+        client_id=client.client_id,
+        redirect_uri=oauth_client_redirect_uri(client=client),
+        scopes=endpoints.scopes,
+        scope_separator=endpoints.scope_separator,
+        extra_params={
+            **endpoints.authorize_params,
+            **({"login_hint": login_hint} if login_hint else {}),
+        },
+    )
+    binding = secrets.token_urlsafe(32)
+    now = timezone.now()
+    with transaction.atomic():
+        authorization_purge_expired()
+        pending = PendingAuthorization.objects.create(
+            state_hash=_sha256(request.state),
+            binding_hash=_sha256(binding),
+            client=client,
+            grant=grant,
+            purpose=purpose,
+            user=user if getattr(user, "pk", None) else None,
+            code_verifier=request.code_verifier,
+            nonce=request.nonce or "",
+            redirect_uri=oauth_client_redirect_uri(client=client),
+            # Only a path on this site: "//evil", "/\\evil" and absolute URLs are dropped.
+            return_url=return_url
+            if url_has_allowed_host_and_scheme(return_url, allowed_hosts=set())
+            else "",
+            expected_account=login_hint,
+            expires_at=now + timedelta(seconds=settings.MAILGRANT_AUTHORIZATION_TTL),
+        )
+        audit_record(
+            actor=actor_for(user), user=user, target=client, action="oauth_client.validate_started"
+        )
+    return StartedAuthorization(url=request.url, binding=binding, pending=pending)
+
+
+def authorization_complete(
+    *,
+    client_id: int,
+    state: str,
+    bindings: Collection[str] = (),
+    code: str = "",
+    error: str = "",
+    error_description: str = "",
+    iss: str | None = None,
+    user: Any = None,
+) -> Authorized:
+    """Finish a Validate from the provider's redirect. Nothing changes unless it all checks out."""
+    pending = authorization_consume(client_id=client_id, state=state, bindings=bindings)
+    try:
+        result = _authorization_finish(
+            pending=pending,
+            code=code,
+            error=error,
+            error_description=error_description,
+            iss=iss,
+        )
+    except AuthorizationFailed as exc:
+        with transaction.atomic():
+            PendingAuthorization.objects.filter(pk=pending.pk).update(
+                outcome=PendingAuthorization.Outcome.FAILED, message=exc.message
+            )
+            audit_record(
+                actor=actor_for(user or pending.user),
+                user=user or pending.user,
+                target=pending.client,
+                action="oauth_client.validate_failed",
+                outcome="failed",
+                message=exc.message,
+            )
+        raise
+    return result
+
+
+def authorization_consume(
+    *, client_id: int, state: str, bindings: Collection[str]
+) -> PendingAuthorization:
+    if not state:
+        raise AuthorizationFailed(
+            "The provider's answer carries no state, so it cannot be matched to a Validate "
+            "started here. Start Validate again.",
+            code="state_missing",
+        )
+    now = timezone.now()
+    pending = (
+        PendingAuthorization.objects.select_related("client", "grant", "user")
+        .filter(state_hash=_sha256(state), client_id=client_id)
+        .first()
+    )
+    if pending is None:
+        raise AuthorizationFailed(
+            "Unknown state: this answer does not belong to a Validate started here (forged, "
+            "or meant for another server). Nothing was changed.",
+            code="state_unknown",
+        )
+    if pending.consumed_at is not None:
+        raise AuthorizationFailed(
+            "This authorization answer was already used (a replay, or the page was reloaded). "
+            "Nothing was changed; start Validate again if needed.",
+            code="state_replayed",
+        )
+    if pending.expires_at <= now:
+        raise AuthorizationFailed(
+            "This Validate took longer than 10 minutes and expired. Start it again.",
+            code="state_expired",
+        )
+    if pending.purpose not in UNBOUND_PURPOSES and pending.binding_hash not in {
+        _sha256(b) for b in bindings
+    }:
+        raise AuthorizationFailed(
+            "This Validate was started in another browser session; finish it where it began.",
+            code="state_unbound",
+        )
+    consumed = PendingAuthorization.objects.filter(pk=pending.pk, consumed_at__isnull=True).update(
+        consumed_at=now
+    )
+    if consumed != 1:
+        raise AuthorizationFailed(
+            "This authorization answer was already used.", code="state_replayed"
+        )
+    return pending
+
+
+@dataclass(frozen=True)
+class Exchanged:
+    """What the provider's answer gave once every check passed: tokens and verified claims."""
+
+    client: OAuthClient
+    endpoints: Endpoints
+    tokens: TokenSet
+    claims: dict[str, Any]
+
+
+def authorization_exchange(
+    *,
+    pending: PendingAuthorization,
+    code: str,
+    error: str = "",
+    error_description: str = "",
+    iss: str | None = None,
+) -> Exchanged:
+    """Trade the code for tokens and check who signed in (RFC 9207 iss, ID token). Writes
+    nothing: Validate stores a grant from it, a sign-in provisions a user."""
+    client = OAuthClient.objects.get(pk=pending.client_id)
+    if error:
+        text = f"{error}: {error_description}" if error_description else error
+        raise AuthorizationFailed(
+            f"The provider refused the authorization ({text}).",
+            code=error if error == "access_denied" else "provider_error",
+        )
+    if not client.is_enabled:
+        raise AuthorizationFailed(
+            "This client was disabled meanwhile; nothing was stored.", code="client_disabled"
+        )
+    if not code:
+        raise AuthorizationFailed("The provider's answer has no authorization code.")
+    try:
+        endpoints = oauth_client_endpoints(client=client)
+    except EndpointsMissing as exc:
+        raise AuthorizationFailed(str(exc)) from None
+    _check_iss(endpoints=endpoints, iss=iss)
+    http = oauth_client_http(client=client)
+    try:
+        tokens = protocol.exchange_code(
+            http=http,
+            token_url=endpoints.token_url,
+            credentials=oauth_client_credentials(client=client),
+            code=code,
+            redirect_uri=pending.redirect_uri,
+            code_verifier=pending.code_verifier.reveal() if pending.code_verifier else "",
+        )
+        claims = _identity_claims(
+            client=client, endpoints=endpoints, tokens=tokens, nonce=pending.nonce or None
+        )
+    except ProviderError as exc:
+        raise _provider_failure(exc) from None
+    return Exchanged(client=client, endpoints=endpoints, tokens=tokens, claims=claims)
+
+
+def _provider_failure(exc: ProviderError) -> AuthorizationFailed:
+    prefix = "The provider could not be reached" if exc.transient else "The provider refused"
+    return AuthorizationFailed(
+        f"{prefix}: {exc.message}",
+        code="provider_unreachable" if exc.transient else exc.error,
+        transient=exc.transient,
+    )
+
+
+def _authorization_finish(
+    *,
+    pending: PendingAuthorization,
+    code: str,
+    error: str,
+    error_description: str,
+    iss: str | None,
+) -> Authorized:
+    exchanged = authorization_exchange(
+        pending=pending, code=code, error=error, error_description=error_description, iss=iss
+    )
+    claims = exchanged.claims
+    account = next((str(claims[c]) for c in ACCOUNT_CLAIMS if claims.get(c)), "")
+    return _grant_store_authorization(
+        pending=pending,
+        client=exchanged.client,
+        tokens=exchanged.tokens,
+        account=account,
+        subject=str(claims.get("sub", "")),
+    )
+
+
+def _check_iss(*, endpoints: Endpoints, iss: str | None) -> None:
+    """RFC 9207: the authorization response names its issuer; a mix-up shows as a mismatch."""
+    if iss is None:
+        if endpoints.iss_parameter_supported:
+            raise AuthorizationFailed(
+                "The provider announces the iss parameter but the answer has none (RFC 9207): "
+                "refused as a possible mix-up.",
+                code="iss_missing",
+            )
+        return
+    expected = endpoints.issuer
+    if not expected:
+        return
+    if "{tenantid}" in expected:
+        prefix, _, suffix = expected.partition("{tenantid}")
+        matches = iss.startswith(prefix) and iss.endswith(suffix)
+    else:
+        matches = iss.rstrip("/") == expected.rstrip("/")
+    if not matches:
+        raise AuthorizationFailed(
+            f"The answer comes from issuer {iss!r}, not {expected!r} (RFC 9207 mix-up check).",
+            code="iss_mismatch",
+        )
+
+
+def _identity_claims(
+    *, client: OAuthClient, endpoints: Endpoints, tokens: TokenSet, nonce: str | None
+) -> dict[str, Any]:
+    http = oauth_client_http(client=client)
+    if tokens.id_token and endpoints.jwks_uri and endpoints.issuer:
+        jwks = protocol.fetch_jwks(http=http, jwks_uri=endpoints.jwks_uri)
+        return protocol.verify_id_token(
+            id_token=tokens.id_token,
+            jwks=jwks,
+            issuer=endpoints.issuer,
+            client_id=client.client_id,
+            nonce=nonce,
+        )
+    if endpoints.userinfo_url:
+        return protocol.fetch_userinfo(
+            http=http, url=endpoints.userinfo_url, access_token=tokens.access_token
+        )
+    return {}
+
+
+def _grant_store_authorization(
+    *,
+    pending: PendingAuthorization,
+    client: OAuthClient,
+    tokens: TokenSet,
+    account: str,
+    subject: str,
+) -> Authorized:
+    warnings: list[str] = []
+    now = timezone.now()
+    with transaction.atomic():
+        if pending.grant_id:
+            grant = Grant.objects.select_for_update().get(pk=pending.grant_id)
+        else:
+            grant = Grant.objects.select_for_update().filter(
+                client=client, is_default=True
+            ).first() or Grant(client=client, is_default=True)
+        previous = grant.tokens() if grant.pk else None
+        if not tokens.refresh_token:
+            if previous and previous.refresh_token and grant.account == account:
+                # Google omits the refresh token on re-consent without prompt=consent; the one
+                # we hold for this same account still works.
+                tokens = tokens.after_refresh(previous)
+            if client.type == OAuthClient.Type.MAILBOX and not tokens.refresh_token:
+                warnings.append(
+                    "The provider returned no refresh token: access stops when the access token "
+                    "expires. Ask for offline access (offline_access, or Google's "
+                    "access_type=offline with prompt=consent)."
+                )
+        expected = pending.expected_account
+        if expected and account and expected.lower() != account.lower():
+            warnings.append(
+                f"Authorized as {account}, but the mailbox is {expected}: the mail "
+                "server will refuse this token unless that account may use it."
+            )
+        elif grant.pk and grant.account and account and grant.account != account:
+            warnings.append(
+                f"This grant was authorized as {grant.account} before; it is now {account}."
+            )
+        grant.account = account
+        grant.subject = subject
+        grant.state = Grant.State.AUTHORIZED
+        grant.token_set = tokens.to_dict()  # type: ignore[assignment]
+        grant.original_token_set = tokens.to_dict()  # type: ignore[assignment]
+        grant.scope = tokens.scope
+        grant.expires_at = tokens.expiry
+        grant.authorized_at = now
+        grant.last_error = ""
+        grant.last_error_at = None
+        grant.save()
+        PendingAuthorization.objects.filter(pk=pending.pk).update(
+            outcome=PendingAuthorization.Outcome.SUCCEEDED,
+            message=f"Authorized as {account or 'an unnamed account'}",
+            result_grant=grant,
+        )
+        audit_record(
+            actor=actor_for(pending.user),
+            user=pending.user,
+            target=grant,
+            action="grant.authorized",
+            message=f"Authorized as {account}",
+        )
+    log.info("Client %s authorized as %s (grant %s)", client.name, account, grant.pk)
+    return Authorized(
+        grant=grant, account=account, warnings=warnings, return_url=pending.return_url
+    )
+
+
+def authorization_purge_expired() -> int:
+    """Delete started authorizations older than a day (kept a while for the API to poll)."""
+    cutoff = timezone.now() - timedelta(days=1)
+    deleted, _ = PendingAuthorization.objects.filter(expires_at__lt=cutoff).delete()
+    return deleted

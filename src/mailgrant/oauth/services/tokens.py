@@ -1,0 +1,199 @@
+"""Keeping grants' tokens fresh: a valid access token now, refreshed once however many
+callers ask at once; the token broker's audited hand-out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from mailgrant.common.audit import AuditTarget, actor_for, audit_record, audit_write
+from mailgrant.oauth import protocol
+from mailgrant.oauth.errors import GrantUnusable
+from mailgrant.oauth.models import Grant
+from mailgrant.oauth.protocol import ProviderError, TokenSet
+from mailgrant.oauth.selectors import (
+    EndpointsMissing,
+    grant_cached_token,
+    oauth_client_credentials,
+    oauth_client_endpoints,
+    oauth_client_http,
+    tokens_usable,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _is_fresh(grant: Grant, tokens: TokenSet | None, min_valid_seconds: float) -> bool:
+    return tokens_usable(
+        state=grant.state,
+        client_enabled=grant.client.is_enabled,
+        tokens=tokens,
+        min_valid_seconds=min_valid_seconds,
+    )
+
+
+def access_token_for(*, grant: Grant, min_valid_seconds: float = 0) -> TokenSet:
+    """A token set whose access token is valid now (for at least `min_valid_seconds` when the
+    provider allows), refreshing it when it is near expiry."""
+    cached = grant_cached_token(grant_id=grant.pk, min_valid_seconds=min_valid_seconds)
+    if cached is not None:
+        return cached.tokens
+    return _access_token_refreshed(grant_id=grant.pk, min_valid_seconds=min_valid_seconds)[0]
+
+
+def access_token_issue(
+    *, grant_id: int, min_valid_seconds: float = 0, actor: str, user: Any = None
+) -> TokenSet:
+    """The token broker: `access_token_for` the grant, and a grant.token_issued audit row for
+    `actor`, written before the token is handed out."""
+    cached = grant_cached_token(grant_id=grant_id, min_valid_seconds=min_valid_seconds)
+    if cached is not None:
+        tokens, grant_name = cached.tokens, cached.grant_name
+    else:
+        tokens, grant = _access_token_refreshed(
+            grant_id=grant_id, min_valid_seconds=min_valid_seconds
+        )
+        grant_name = str(grant)
+    audit_write(
+        actor=actor,
+        user=user,
+        action="grant.token_issued",
+        target=AuditTarget(type=Grant._meta.label_lower, id=str(grant_id), name=grant_name),
+    )
+    return tokens
+
+
+def _access_token_refreshed(*, grant_id: int, min_valid_seconds: float) -> tuple[TokenSet, Grant]:
+    """The slow path: the grant read whole, refreshed when needed (once, however many callers
+    ask at once), or the reason why no token can be had raised as GrantUnusable."""
+    grant = Grant.objects.select_related("client").get(pk=grant_id)
+    tokens = grant.tokens()
+    if _is_fresh(grant, tokens, min_valid_seconds):
+        return tokens, grant  # type: ignore[return-value]
+    try:
+        grant = grant_refresh(grant=grant, force=False, min_valid_seconds=min_valid_seconds)
+    except GrantUnusable as exc:
+        # A provider outage must not stop a mailbox whose token is still good for a while.
+        if (
+            exc.transient
+            and tokens
+            and tokens.expires_at
+            and grant.client.is_enabled
+            and (tokens.expires_at > timezone.now().timestamp() + 5)
+        ):
+            log.warning("Using the current token of grant %s: %s", grant.pk, exc.message)
+            return tokens, grant
+        raise
+    return grant.tokens(), grant  # type: ignore[return-value]
+
+
+def grant_refresh(
+    *, grant: Grant, force: bool = True, min_valid_seconds: float = 0, user: Any = None
+) -> Grant:
+    """Refresh `grant`'s tokens at the provider, once, however many callers ask at once.
+
+    The grant's row stays locked around the token request and is re-read after the lock is
+    taken: a caller that waited finds the fresh token and does not spend the (rotated) refresh
+    token a second time."""
+    failure: GrantUnusable | None = None
+    with transaction.atomic():
+        grant = Grant.objects.select_for_update().select_related("client").get(pk=grant.pk)
+        tokens = grant.tokens()
+        if not force and _is_fresh(grant, tokens, min_valid_seconds):
+            return grant
+        _check_refreshable(grant, tokens)
+        assert tokens is not None and tokens.refresh_token
+        try:
+            token_url = oauth_client_endpoints(client=grant.client).token_url
+            log.debug("Refreshing grant %s (%s) at %s", grant.pk, grant.account, token_url)
+            new = protocol.refresh(
+                http=oauth_client_http(client=grant.client),
+                token_url=token_url,
+                credentials=oauth_client_credentials(client=grant.client),
+                refresh_token=tokens.refresh_token,
+            )
+        except (ProviderError, EndpointsMissing) as exc:
+            failure = _refresh_failed(grant=grant, exc=exc, user=user)
+        else:
+            _refresh_succeeded(grant=grant, tokens=new.after_refresh(tokens), user=user)
+    if failure is not None:
+        raise failure
+    return grant
+
+
+def _check_refreshable(grant: Grant, tokens: TokenSet | None) -> None:
+    if not grant.client.is_enabled:
+        raise GrantUnusable(f"Client {grant.client.name} is disabled.", code="client_disabled")
+    if grant.state == Grant.State.REAUTHORIZATION_REQUIRED:
+        raise GrantUnusable(
+            f"Grant {grant} needs to be validated again: {grant.last_error}",
+            code="reauthorization_required",
+        )
+    if tokens is None:
+        raise GrantUnusable(
+            f"Client {grant.client.name} is not authorized yet: press Validate.",
+            code="not_authorized",
+        )
+    if not tokens.refresh_token:
+        raise GrantUnusable(
+            f"Grant {grant} has no refresh token: validate it again (with offline access).",
+            code="reauthorization_required",
+        )
+
+
+def _refresh_succeeded(*, grant: Grant, tokens: TokenSet, user: Any) -> None:
+    grant.token_set = tokens.to_dict()  # type: ignore[assignment]
+    grant.expires_at = tokens.expiry
+    grant.scope = tokens.scope or grant.scope
+    grant.state = Grant.State.AUTHORIZED
+    grant.last_refresh_at = timezone.now()
+    grant.refresh_count += 1
+    grant.last_error = ""
+    grant.last_error_at = None
+    grant.save()
+    audit_record(actor=actor_for(user), user=user, target=grant, action="grant.refreshed")
+    log.info("Refreshed grant %s (%s); valid until %s", grant.pk, grant.account, grant.expires_at)
+
+
+def _refresh_failed(*, grant: Grant, exc: Exception, user: Any) -> GrantUnusable:
+    if isinstance(exc, EndpointsMissing):
+        error = GrantUnusable(str(exc), code="endpoints_missing")
+        state = Grant.State.ERROR
+    elif isinstance(exc, ProviderError) and exc.needs_reauthorization:
+        error = GrantUnusable(
+            f"The provider refused the refresh token ({exc.message}): validate again.",
+            code="reauthorization_required",
+        )
+        state = Grant.State.REAUTHORIZATION_REQUIRED
+    elif isinstance(exc, ProviderError):
+        hint = ""
+        if exc.aadsts == "AADSTS7000222":
+            hint = " The client secret has expired: create a new one at the provider."
+        elif exc.error == "invalid_client":
+            hint = " Check the client ID and secret."
+        error = GrantUnusable(
+            f"The refresh failed ({exc.message}).{hint}",
+            code="provider_unreachable" if exc.transient else "provider_error",
+            transient=exc.transient,
+        )
+        # A passing outage leaves the grant authorized: the next call simply tries again.
+        state = Grant.State.AUTHORIZED if exc.transient else Grant.State.ERROR
+    else:  # pragma: no cover - defensive
+        raise exc
+    grant.state = state
+    grant.last_error = error.message
+    grant.last_error_at = timezone.now()
+    grant.save(update_fields=["state", "last_error", "last_error_at", "updated_at"])
+    audit_record(
+        actor=actor_for(user),
+        user=user,
+        target=grant,
+        action="grant.refresh_failed",
+        outcome="failed",
+        message=error.message,
+    )
+    log.warning("Refresh of grant %s failed: %s", grant.pk, error.message)
+    return error
