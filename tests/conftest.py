@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 
+from mailgrant.api.services import apikey_create
 from mailgrant.common.crypto import reset_vault
 from mailgrant.directory.models import LdapDirectory
 from mailgrant.directory.services.directories import ldap_directory_save
 from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.protocol import TokenSet
-from mailgrant.oauth.services.clients import oauth_client_save
+from mailgrant.sso.services.clients import client_create
+from tests.api_client import Api
 from tests.servers import slapd as slapd_peer
 from tests.servers.fakes import FakeProvider
 
@@ -39,8 +41,7 @@ def make_client(db: Any) -> Any:
         if fields["provider"] == "generic" and not fields.get("issuer"):
             fields.setdefault("authorize_url", "https://provider.invalid/authorize")
             fields.setdefault("token_url", "https://provider.invalid/token")
-        client = OAuthClient(**fields)
-        return oauth_client_save(client=client, client_secret=client_secret)
+        return client_create(values=fields, client_secret=client_secret)
 
     return make
 
@@ -79,6 +80,28 @@ def make_grant(db: Any) -> Any:
         )
 
     return make
+
+
+# --- the API, as a client of it sees it ----------------------------------------------------
+
+
+@pytest.fixture
+def api_as(db: Any) -> Any:
+    made: dict[tuple[str, ...], str] = {}
+
+    def make(*scopes: str) -> Api:
+        if scopes not in made:
+            _, made[scopes] = apikey_create(
+                name=f"key-{'-'.join(scopes) or 'none'}-{len(made)}", scopes=scopes
+            )
+        return Api(made[scopes])
+
+    return make
+
+
+@pytest.fixture
+def api(api_as: Any) -> Api:
+    return api_as("read", "write", "tokens")
 
 
 # --- the real OpenID provider (npm oidc-provider) -------------------------------------------

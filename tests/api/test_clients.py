@@ -89,7 +89,7 @@ def test_malformed_json_is_400_not_500(api) -> None:
     ],
 )
 def test_scopes(api_as, scopes, method, path, expected) -> None:
-    from tests.api.conftest import Api
+    from tests.api_client import Api
 
     client = api_as(*scopes) if scopes else Api(None)
     response = getattr(client, method)(path, BODY if method == "post" else None)
@@ -101,7 +101,7 @@ def test_scopes(api_as, scopes, method, path, expected) -> None:
 def test_revoked_and_unknown_keys_are_refused(api_as) -> None:
     from mailgrant.api.models import ApiKey
     from mailgrant.api.services import apikey_revoke
-    from tests.api.conftest import Api
+    from tests.api_client import Api
 
     client = api_as("read")
     assert client.get("/oauth-clients").status_code == 200

@@ -104,7 +104,7 @@ def test_refresh_a_grant_at_the_real_provider(api, mail_grant) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"protocol": "smtp"}, "direction"),
+        ({"protocol": "smtp", "direction": "incoming"}, "direction"),
         ({"auth_method": "oauth2"}, "oauth_client"),
         ({"protocol": "pop3", "post_fetch_action": "mark_seen"}, "post_fetch_action"),
         ({"password": None}, "password"),

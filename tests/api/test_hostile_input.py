@@ -167,7 +167,8 @@ def test_null_in_a_client_patch_restores_the_default(api, make_client) -> None:
     assert patched.status_code == 200, patched.content
     assert patched.json()["user_fields"] == {} and patched.json()["scope"] == ""
     client.refresh_from_db()
-    assert client.user_fields == {} and client.scope == ""
+    client.sign_in.refresh_from_db()
+    assert client.sign_in.user_fields == {} and client.scope == ""
     assert api.get(f"/oauth-clients/{client.pk}").status_code == 200
     assert api.get("/oauth-clients").status_code == 200
 

@@ -98,7 +98,9 @@ def test_mailbox_crud_test_fetch_messages_raw_send(api, dovecot) -> None:
     assert api.post("/mailboxes", body).status_code == 409
     bad = api.post("/mailboxes", {**body, "name": "bad", "port": 0})
     assert bad.status_code == 400 and bad.json()["fields"][0]["field"] == "port"
-    mismatch = api.post("/mailboxes", {**body, "name": "bad", "protocol": "smtp"})
+    mismatch = api.post(
+        "/mailboxes", {**body, "name": "bad", "protocol": "smtp", "direction": "incoming"}
+    )
     assert mismatch.status_code == 400
 
     tested = api.post(f"/mailboxes/{mailbox['id']}/test").json()

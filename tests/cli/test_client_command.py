@@ -100,10 +100,10 @@ def test_user_type_fields(cli) -> None:
         "--proxy", "http://proxy.example:3128", "--no-verify-ssl", "--tenant", "",
     )  # fmt: skip
     client = OAuthClient.objects.get()
-    assert client.type == "user" and client.user_data_source == "endpoint"
-    assert client.user_fields == {"email": "email", "first_name": "given_name"}
+    assert client.type == "user" and client.sign_in.user_data_source == "endpoint"
+    assert client.sign_in.user_fields == {"email": "email", "first_name": "given_name"}
     assert client.scope_separator == "," and client.verify_ssl is False
-    assert client.login_button_caption == "Sign in with IdP" and not client.client_secret
+    assert client.sign_in.login_button_caption == "Sign in with IdP" and not client.client_secret
     shown = json.loads(cli("client", "show", "SSO", "--json").stdout)
     assert shown["user_create_expression"] == 'claims.email.endsWith("@example.test")'
     assert shown["has_client_secret"] is False
@@ -333,9 +333,9 @@ def test_related_ldaps_by_name(cli, db) -> None:
         "Corp",
     )
     client = OAuthClient.objects.get(name="Corp sign-in")
-    assert [d.name for d in client.related_ldaps.all()] == ["Corp"]
-    with pytest.raises(CommandError, match="no LDAP directory named 'Nope'"):
+    assert [d.name for d in client.sign_in.related_ldaps.all()] == ["Corp"]
+    with pytest.raises(CommandError, match="No LDAP directory named 'Nope'"):
         cli("client", "update", "Corp sign-in", "--related-ldap", "Nope")
-    assert client.related_ldaps.count() == 1
+    assert client.sign_in.related_ldaps.count() == 1
     cli("client", "update", "Corp sign-in", "--related-ldap", "")
-    assert client.related_ldaps.count() == 0
+    assert client.sign_in.related_ldaps.count() == 0

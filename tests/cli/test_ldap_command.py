@@ -52,6 +52,7 @@ def _add(run, name: str, *extra: str, password: str = peer.BIND_PASSWORD):
     """`mailgrant ldap add` for the test slapd, the bind password on stdin."""
     return run(
         "add",
+        "--name",
         name,
         "--server-uri",
         run.directory_uri,
@@ -99,7 +100,7 @@ def test_add_test_sync_list_update(run, directory_people, tmp_path) -> None:
     updated = run(
         "update",
         "staff",
-        "--rename",
+        "--name",
         "people",
         "--bind-password-file",
         str(password_file),
@@ -137,27 +138,29 @@ def test_sync_of_every_enabled_directory_and_failures(run, directory_people) -> 
     assert "refused the bind DN" in listing.stdout
 
 
-def test_usage_errors_exit_2(run, directory_people, tmp_path) -> None:
+def test_usage_errors_exit_2_and_refusals_exit_1(run, directory_people, tmp_path) -> None:
+    """As every command: argparse's usage errors exit 2; an unknown directory or a refused
+    value is one line and exit 1."""
     assert run().returncode == 2
-    assert run("sync", "nope").returncode == 2
-    missing = run("test", "nope")
-    assert missing.returncode == 2 and "No LDAP directory named 'nope'" in missing.stderr
-    assert run("add", "x").returncode == 2  # --server-uri and --base-dn are required
+    assert run("add", "--name", "x").returncode == 2  # --server-uri and --base-dn are required
     both = run(
-        "add", "x", "--server-uri", "ldap://h", "--base-dn", "dc=x",
+        "add", "--name", "x", "--server-uri", "ldap://h", "--base-dn", "dc=x",
         "--bind-password-stdin", "--bind-password-file", "f",
     )  # fmt: skip
     assert both.returncode == 2
     # the password is never an argument
-    assert run("add", "x", "--server-uri", "ldap://h", "--base-dn", "dc=x",
+    assert run("add", "--name", "x", "--server-uri", "ldap://h", "--base-dn", "dc=x",
                "--bind-password", "pw").returncode == 2  # fmt: skip
+    assert run("sync", "nope").returncode == 1
+    missing = run("test", "nope")
+    assert missing.returncode == 1 and "No LDAP directory named 'nope'" in missing.stderr
     bad_filter = _add(run, "x", "--user-filter", "(uid=a")
-    assert bad_filter.returncode == 2 and "user-filter:" in bad_filter.stderr
+    assert bad_filter.returncode == 1 and "Invalid: user_filter:" in bad_filter.stderr
     bad_map = _add(run, "x", "--map", "username")
-    assert bad_map.returncode == 2 and "FIELD=ATTRIBUTE" in bad_map.stderr
+    assert bad_map.returncode == 1 and "FIELD=ATTRIBUTE" in bad_map.stderr
     no_file = _add(run, "x", "--ca-certificate-file", str(tmp_path / "none.pem"))
-    assert no_file.returncode == 2 and "Cannot read the CA certificate file" in no_file.stderr
+    assert no_file.returncode == 1 and "Cannot read the CA certificate file" in no_file.stderr
     assert not LdapDirectory.objects.exists()
     assert _add(run, "x").returncode == 0
     again = _add(run, "x")
-    assert again.returncode == 2 and "exists: use update" in again.stderr
+    assert again.returncode == 1 and "A directory named 'x' exists" in again.stderr

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from mailgrant.common import audit_spool as spool_module
-from mailgrant.common.audit import AuditTarget, audit_write
+from mailgrant.common.audit import Actor, AuditTarget, audit_write
 from mailgrant.common.audit_spool import AuditSpool
 from mailgrant.common.models import AuditEvent, AuditSpoolMark
 
@@ -72,7 +72,7 @@ def test_final_drain_removes_the_file_and_later_rows_go_straight_in(tmp_path, mo
     assert spool.append(_row(1)) is False  # closed: the caller writes the row itself
     monkeypatch.setattr(spool_module, "_spool", spool)
     audit_write(
-        actor="apikey:late",
+        actor=Actor("apikey:late"),
         action="grant.token_issued",
         target=AuditTarget("oauth.grant", "7", "g"),
     )
@@ -83,7 +83,9 @@ def test_audit_write_spools_in_a_serving_process(tmp_path, monkeypatch) -> None:
     spool = AuditSpool(tmp_path)
     monkeypatch.setattr(spool_module, "_spool", spool)
     audit_write(
-        actor="apikey:a", action="grant.token_issued", target=AuditTarget("oauth.grant", "7", "g")
+        actor=Actor("apikey:a"),
+        action="grant.token_issued",
+        target=AuditTarget("oauth.grant", "7", "g"),
     )
     assert AuditEvent.objects.count() == 0
     spool.drain()

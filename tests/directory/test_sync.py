@@ -6,8 +6,8 @@ import socket
 import pytest
 from django.contrib.auth import get_user_model
 
+from mailgrant.common.errors import Invalid
 from mailgrant.common.models import AuditEvent
-from mailgrant.directory.errors import DirectoryInvalid
 from mailgrant.directory.models import DirectoryAccount, LdapDirectory
 from mailgrant.directory.services.directories import ldap_directory_save, ldap_directory_test
 from mailgrant.directory.services.sync import ldap_directory_sync
@@ -236,9 +236,9 @@ def test_bad_settings_are_refused_before_saving(field, value, error_field, db) -
         name="bad", server_uri="ldap://127.0.0.1", security="none", base_dn="dc=example,dc=test"
     )
     setattr(directory, field, value)
-    with pytest.raises(DirectoryInvalid) as caught:
+    with pytest.raises(Invalid) as caught:
         ldap_directory_save(directory=directory)
-    assert error_field in caught.value.errors
+    assert error_field in caught.value.fields
     assert not LdapDirectory.objects.exists()
 
 
@@ -251,9 +251,9 @@ def test_a_bind_dn_needs_a_password_and_filters_get_their_parentheses(db) -> Non
         bind_dn=peer.BIND_DN,
         user_filter="objectClass=person",
     )
-    with pytest.raises(DirectoryInvalid) as caught:
+    with pytest.raises(Invalid) as caught:
         ldap_directory_save(directory=directory)
-    assert "bind_password" in caught.value.errors
+    assert "bind_password" in caught.value.fields
     ldap_directory_save(directory=directory, bind_password="a-password-here")
     directory.refresh_from_db()
     assert directory.user_filter == "(objectClass=person)"

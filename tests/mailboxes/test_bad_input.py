@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgrant.mailboxes.errors import MailboxError
+from mailgrant.common.errors import ServiceError
 from mailgrant.mailboxes.models import Message
 from mailgrant.mailboxes.services.fetch import mailbox_fetch
 from mailgrant.mailboxes.services.test import mailbox_test
@@ -27,7 +27,7 @@ def test_wrong_port(make_mailbox, mail_grant) -> None:
     mailbox = make_mailbox(grant=mail_grant, username=mail_grant.account, port=_closed_port())
     result = mailbox_test(mailbox=mailbox)
     assert not result.ok and "refused the connection" in result.message
-    with pytest.raises(MailboxError, match="refused the connection"):
+    with pytest.raises(ServiceError, match="refused the connection"):
         mailbox_fetch(mailbox=mailbox)
     mailbox.refresh_from_db()
     assert "refused the connection" in mailbox.last_error
@@ -47,7 +47,7 @@ def test_unknown_folder(make_mailbox, mail_grant) -> None:
     mailbox = make_mailbox(grant=mail_grant, username=mail_grant.account, folder="No Such Folder")
     result = mailbox_test(mailbox=mailbox)
     assert not result.ok and "'No Such Folder'" in result.message
-    with pytest.raises(MailboxError, match="No Such Folder"):
+    with pytest.raises(ServiceError, match="No Such Folder"):
         mailbox_fetch(mailbox=mailbox)
 
 
@@ -58,7 +58,7 @@ def test_disabled_client_fetches_nothing(dovecot, make_mailbox, mail_grant) -> N
     mailbox = make_mailbox(
         grant=mail_grant, username=mail_grant.account, post_fetch_action="delete"
     )
-    with pytest.raises(MailboxError, match="is disabled"):
+    with pytest.raises(ServiceError, match="is disabled"):
         mailbox_fetch(mailbox=mailbox)
     assert len(dovecot.maildir(mail_grant.account)) == before
     assert not Message.objects.filter(mailbox=mailbox).exists()

@@ -6,8 +6,8 @@ import time
 import httpx
 import pytest
 
+from mailgrant.common.errors import ServiceError
 from mailgrant.common.fields import reveal
-from mailgrant.mailboxes.errors import MailboxError
 from mailgrant.mailboxes.services.fetch import mailbox_fetch
 from mailgrant.mailboxes.services.test import mailbox_test
 from mailgrant.oauth.models import Grant
@@ -64,7 +64,7 @@ def test_revoked_grant_is_reported_and_needs_validation(
     assert "AUTHENTICATIONFAILED" in result.transcript
     grant.refresh_from_db()
     assert grant.state == Grant.State.REAUTHORIZATION_REQUIRED
-    with pytest.raises(MailboxError, match="validated again"):
+    with pytest.raises(ServiceError, match="validated again"):
         mailbox_fetch(mailbox=mailbox)
     mailbox.refresh_from_db()
     assert "validated again" in mailbox.last_error

@@ -7,40 +7,9 @@ from django.urls import reverse
 
 from mailgrant.common.models import AuditEvent
 from mailgrant.oauth.models import OAuthClient
+from tests.oauth.client_form import SECRET, client_form
 
 pytestmark = pytest.mark.django_db
-
-SECRET = "canary-admin-secret-7c1e"
-
-
-def _form(**overrides):
-    data = {
-        "name": "Support mailbox",
-        "provider": "google",
-        "type": "mailbox",
-        "status": "enabled",
-        "client_id": "1234.apps.googleusercontent.com",
-        "client_secret": SECRET,
-        "tenant": "",
-        "issuer": "",
-        "scope": "",
-        "scope_separator": " ",
-        "authorize_url": "",
-        "token_url": "",
-        "proxy": "",
-        "verify_ssl": "on",
-        "userinfo_endpoint": "",
-        "user_data_source": "id_token",
-        "username_attribute": "",
-        "user_fields": "{}",
-        "user_create_expression": "",
-        "login_button_caption": "",
-        "login_button_icon": "",
-        "grants-TOTAL_FORMS": "0",
-        "grants-INITIAL_FORMS": "0",
-    }
-    data.update(overrides)
-    return {k: v for k, v in data.items() if v is not None}
 
 
 def test_add_form_has_no_redirect_uri_yet_and_every_seed_field(admin_client) -> None:
@@ -74,7 +43,7 @@ def test_add_form_has_no_redirect_uri_yet_and_every_seed_field(admin_client) -> 
 
 
 def test_create_then_redirect_uri_validate_button_and_secret_never_rendered(admin_client):
-    response = admin_client.post(reverse("admin:oauth_oauthclient_add"), _form(), follow=True)
+    response = admin_client.post(reverse("admin:oauth_oauthclient_add"), client_form(), follow=True)
     assert response.status_code == 200
     client = OAuthClient.objects.get(name="Support mailbox")
     assert client.client_secret.reveal() == SECRET
@@ -92,13 +61,13 @@ def test_create_then_redirect_uri_validate_button_and_secret_never_rendered(admi
 
 
 def test_empty_secret_on_edit_keeps_it_and_new_secret_replaces_it(admin_client) -> None:
-    admin_client.post(reverse("admin:oauth_oauthclient_add"), _form())
+    admin_client.post(reverse("admin:oauth_oauthclient_add"), client_form())
     client = OAuthClient.objects.get()
     url = reverse("admin:oauth_oauthclient_change", args=[client.pk])
-    admin_client.post(url, _form(client_secret="", name="Renamed"))
+    admin_client.post(url, client_form(client_secret="", name="Renamed"))
     client.refresh_from_db()
     assert client.name == "Renamed" and client.client_secret.reveal() == SECRET
-    admin_client.post(url, _form(client_secret="another-secret-value", name="Renamed"))
+    admin_client.post(url, client_form(client_secret="another-secret-value", name="Renamed"))
     client.refresh_from_db()
     assert client.client_secret.reveal() == "another-secret-value"
 
@@ -141,7 +110,9 @@ def test_enable_and_disable_actions(admin_client, make_client) -> None:
     ],
 )
 def test_bad_input_is_a_form_error_and_saves_nothing(admin_client, field, value, message) -> None:
-    response = admin_client.post(reverse("admin:oauth_oauthclient_add"), _form(**{field: value}))
+    response = admin_client.post(
+        reverse("admin:oauth_oauthclient_add"), client_form(**{field: value})
+    )
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not OAuthClient.objects.exists()
@@ -149,7 +120,9 @@ def test_bad_input_is_a_form_error_and_saves_nothing(admin_client, field, value,
 
 
 def test_generic_needs_issuer_or_urls(admin_client) -> None:
-    response = admin_client.post(reverse("admin:oauth_oauthclient_add"), _form(provider="generic"))
+    response = admin_client.post(
+        reverse("admin:oauth_oauthclient_add"), client_form(provider="generic")
+    )
     assert "Enter the issuer URL" in response.content.decode()
     assert not OAuthClient.objects.exists()
 
@@ -168,7 +141,7 @@ def test_discovery_fills_endpoints(admin_client, fake_provider) -> None:
         },
     )
     admin_client.post(
-        reverse("admin:oauth_oauthclient_add"), _form(provider="generic", issuer=issuer)
+        reverse("admin:oauth_oauthclient_add"), client_form(provider="generic", issuer=issuer)
     )
     client = OAuthClient.objects.get()
     assert client.metadata["token_endpoint"] == f"{issuer}/token"
@@ -194,7 +167,8 @@ def test_invalid_discovery_is_a_form_error(admin_client, fake_provider, answer, 
     if answer is not None:
         fake_provider.answer("/.well-known/openid-configuration", answer)
     response = admin_client.post(
-        reverse("admin:oauth_oauthclient_add"), _form(provider="generic", issuer=fake_provider.url)
+        reverse("admin:oauth_oauthclient_add"),
+        client_form(provider="generic", issuer=fake_provider.url),
     )
     assert "OpenID discovery failed" in response.content.decode()
     assert message in response.content.decode()
@@ -204,7 +178,7 @@ def test_invalid_discovery_is_a_form_error(admin_client, fake_provider, answer, 
 def test_unreachable_discovery_is_a_form_error(admin_client) -> None:
     response = admin_client.post(
         reverse("admin:oauth_oauthclient_add"),
-        _form(provider="generic", issuer="http://127.0.0.1:9/"),
+        client_form(provider="generic", issuer="http://127.0.0.1:9/"),
     )
     assert "cannot connect" in response.content.decode()
 
@@ -253,7 +227,9 @@ def test_a_client_or_grant_a_mailbox_uses_cannot_be_deleted_in_the_admin(
         reverse("admin:oauth_grant_delete", args=[grant.pk]),
     ):
         page = admin_client.get(url).content.decode()
-        assert "Mailbox support uses" in page, url
+        # Django's own confirmation page lists what protects it, and refuses the delete.
+        assert "would require deleting the following protected related objects" in page, url
+        assert re.search(r"<li>Mailbox: <a [^>]+>support</a></li>", page), url
         response = admin_client.post(url, {"post": "yes"})
         assert response.status_code in (200, 403), url
     assert OAuthClient.objects.filter(pk=client.pk).exists()

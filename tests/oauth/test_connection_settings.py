@@ -56,10 +56,10 @@ def test_token_requests_go_through_the_proxy(fake_provider, make_client, make_gr
 
 
 def test_unreachable_proxy_is_a_clear_transient_error(make_client, make_grant) -> None:
-    from mailgrant.oauth.errors import GrantUnusable
+    from mailgrant.common.errors import ServiceError
 
     client = make_client(token_url="http://provider.invalid/token", proxy="http://127.0.0.1:9")
     grant = make_grant(client, expires_in=-1)
-    with pytest.raises(GrantUnusable, match="cannot connect") as caught:
+    with pytest.raises(ServiceError, match="cannot connect") as caught:
         access_token_for(grant=grant)
     assert caught.value.transient

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from mailgrant.oauth.errors import GrantUnusable
+from mailgrant.common.errors import ServiceError
 from mailgrant.oauth.models import Grant
 from mailgrant.oauth.services.tokens import access_token_for, grant_refresh
 from tests.servers.fakes import GOOGLE_INVALID_GRANT, Canned, aadsts_error
@@ -90,14 +90,14 @@ def test_invalid_grant_requires_reauthorization(
     fake_provider.answer("/token", canned)
     client = make_client(provider="azure", token_url=f"{fake_provider.url}/token")
     grant = make_grant(client, expires_in=1)
-    with pytest.raises(GrantUnusable, match="validate again") as caught:
+    with pytest.raises(ServiceError, match="validate again") as caught:
         access_token_for(grant=grant)
     assert caught.value.code == "reauthorization_required"
     grant.refresh_from_db()
     assert grant.state == Grant.State.REAUTHORIZATION_REQUIRED
     assert text in grant.last_error
     assert grant.tokens().refresh_token == "rt-initial"  # kept for the record, not reused:
-    with pytest.raises(GrantUnusable, match="validated again"):
+    with pytest.raises(ServiceError, match="validated again"):
         access_token_for(grant=grant)
     assert len(fake_provider.requests_to("/token")) == 1
 
@@ -111,7 +111,7 @@ def test_expired_client_secret_is_named(make_client, make_grant, fake_provider) 
     )
     client = make_client(provider="azure", token_url=f"{fake_provider.url}/token")
     grant = make_grant(client, expires_in=1)
-    with pytest.raises(GrantUnusable, match="client secret has expired"):
+    with pytest.raises(ServiceError, match="client secret has expired"):
         access_token_for(grant=grant)
     grant.refresh_from_db()
     assert grant.state == Grant.State.ERROR
@@ -136,7 +136,7 @@ def test_provider_down_and_token_expired(make_client, make_grant) -> None:
         port = s.getsockname()[1]  # nothing listens here once closed
     client = make_client(token_url=f"http://127.0.0.1:{port}/token")
     grant = make_grant(client, expires_in=-5)
-    with pytest.raises(GrantUnusable, match="cannot connect") as caught:
+    with pytest.raises(ServiceError, match="cannot connect") as caught:
         access_token_for(grant=grant)
     assert caught.value.transient
     grant.refresh_from_db()
@@ -146,7 +146,7 @@ def test_provider_down_and_token_expired(make_client, make_grant) -> None:
 def test_disabled_client_gives_no_token(make_client, make_grant, fake_provider) -> None:
     client = make_client(status="disabled", token_url=f"{fake_provider.url}/token")
     grant = make_grant(client)
-    with pytest.raises(GrantUnusable, match="disabled"):
+    with pytest.raises(ServiceError, match="disabled"):
         access_token_for(grant=grant)
     assert fake_provider.requests == []
 
@@ -154,5 +154,5 @@ def test_disabled_client_gives_no_token(make_client, make_grant, fake_provider) 
 def test_grant_without_refresh_token(make_client, make_grant, fake_provider) -> None:
     client = make_client(token_url=f"{fake_provider.url}/token")
     grant = make_grant(client, refresh_token=None, expires_in=1)
-    with pytest.raises(GrantUnusable, match="no refresh token"):
+    with pytest.raises(ServiceError, match="no refresh token"):
         access_token_for(grant=grant)

@@ -36,6 +36,9 @@ class Canned:
     status: int = 200
     body: Any = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    # A slow provider: the answer waits until `release` is set, or `slow_seconds` at most.
+    release: threading.Event | None = None
+    slow_seconds: float = 15.0
 
 
 class FakeProvider:
@@ -99,6 +102,8 @@ class FakeProvider:
         payload = (
             canned.body if isinstance(canned.body, bytes) else json.dumps(canned.body).encode()
         )
+        if canned.release is not None:
+            canned.release.wait(canned.slow_seconds)
         handler.send_response(canned.status)
         content_type = canned.headers.get("Content-Type", "application/json")
         handler.send_header("Content-Type", content_type)

@@ -11,10 +11,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from mailgrant.common.errors import Invalid
 from mailgrant.directory.models import LdapDirectory
-from mailgrant.oauth.errors import OAuthClientInvalid
 from mailgrant.oauth.models import OAuthClient
-from tests.oauth.test_admin import _form
+from tests.oauth.client_form import client_form
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ PNG = base64.b64decode(
 
 
 def _user_form(**overrides):
-    return _form(
+    return client_form(
         name="Sign-in",
         provider="azure",
         type="user",
@@ -62,8 +62,8 @@ def test_a_user_type_client_with_mapping_expression_icon_and_ldaps(admin_client)
     response = _post(admin_client, data)
     assert response.status_code == 302, _errors(response)[:2000]
     client = OAuthClient.objects.get(name="Sign-in")
-    assert list(client.related_ldaps.all()) == [directory]
-    assert client.user_fields["last_name"] == "address.locality"
+    assert list(client.sign_in.related_ldaps.all()) == [directory]
+    assert client.sign_in.user_fields["last_name"] == "address.locality"
 
     page = admin_client.get(reverse("admin:oauth_oauthclient_change", args=[client.pk]))
     html = page.content.decode()
@@ -91,9 +91,9 @@ def test_bad_sign_in_fields_are_form_errors_naming_the_problem(
 
 
 def test_the_service_refuses_the_same_for_the_api_and_cli(make_client) -> None:
-    with pytest.raises(OAuthClientInvalid) as caught:
+    with pytest.raises(Invalid) as caught:
         make_client(type="user", user_fields={"password": "sub"}, login_button_icon="nope")
-    assert set(caught.value.errors) == {"user_fields", "login_button_icon"}
+    assert set(caught.value.fields) == {"user_fields", "login_button_icon"}
 
 
 def test_an_uploaded_png_becomes_the_button_and_can_be_removed(admin_client, client) -> None:
@@ -101,13 +101,13 @@ def test_an_uploaded_png_becomes_the_button_and_can_be_removed(admin_client, cli
     response = _post(admin_client, _user_form(login_button_upload=upload))
     assert response.status_code == 302, _errors(response)[:2000]
     saved = OAuthClient.objects.get()
-    assert saved.login_button_image.startswith("data:image/png;base64,")
-    assert saved.login_button_image in client.get("/accounts/login/").content.decode()
+    assert saved.sign_in.login_button_image.startswith("data:image/png;base64,")
+    assert saved.sign_in.login_button_image in client.get("/accounts/login/").content.decode()
 
     response = _post(admin_client, _user_form(login_button_image_clear="on"), pk=saved.pk)
     assert response.status_code == 302
     saved.refresh_from_db()
-    assert saved.login_button_image == ""
+    assert saved.sign_in.login_button_image == ""
 
 
 @pytest.mark.parametrize(
@@ -136,6 +136,6 @@ def test_an_expression_syntax_error_is_a_form_error_naming_its_position(admin_cl
 
 
 def test_an_expression_with_an_unknown_variable_is_refused_on_save(make_client) -> None:
-    with pytest.raises(OAuthClientInvalid) as caught:
+    with pytest.raises(Invalid) as caught:
         make_client(type="user", user_create_expression='request.user == "admin"')
-    assert "request" in caught.value.errors["user_create_expression"]
+    assert "request" in caught.value.fields["user_create_expression"]

@@ -285,8 +285,8 @@ def test_an_expression_cannot_make_a_superuser_or_break_the_sign_in(
     assert response.status_code == 403
     assert "sets 'is_superuser', which a sign-in may not set" in page_text(response)
 
-    client.user_create_expression = 'claims.department == "Support"'  # no such claim
-    client.save()
+    client.sign_in.user_create_expression = 'claims.department == "Support"'  # no such claim
+    client.sign_in.save()
     response = sign_in(Client(), oidc, client)
     assert response.status_code == 403
     assert "user create expression of Example sign-in failed" in page_text(response)

@@ -36,7 +36,7 @@ def linked_client(oidc_client: Any, make_directory: Any) -> Any:
         user_fields={"email": "email", "first_name": "name", "is_staff": "email_verified"},
         user_create_expression="",  # nobody outside the directory gets an account
     )
-    client.related_ldaps.set([directory])
+    client.sign_in.related_ldaps.set([directory])
     return client
 
 

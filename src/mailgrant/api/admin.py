@@ -4,6 +4,7 @@ from django.http import HttpRequest
 
 from mailgrant.api.models import ApiKey
 from mailgrant.api.services import apikey_revoke
+from mailgrant.common.audit import Actor
 
 
 @admin.register(ApiKey)
@@ -31,5 +32,5 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset.filter(revoked_at__isnull=True):
-            apikey_revoke(key=key, user=request.user)
+            apikey_revoke(key=key, actor=Actor.of(request.user))
         self.message_user(request, "Revoked.")

@@ -3,14 +3,15 @@ session (CSRF checked on unsafe methods) with every scope."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuthIsStaff
 
 from mailgrant.api.models import ApiKey
-from mailgrant.api.services import AuthenticatedKey, apikey_authenticate
+from mailgrant.api.services import apikey_authenticate
+from mailgrant.common.audit import Actor
 
 
 class Forbidden(Exception):
@@ -19,12 +20,12 @@ class Forbidden(Exception):
         self.message = message
 
 
-@dataclass
+@dataclass(frozen=True)
 class Principal:
-    actor: str
-    scopes: set[str] = field(default_factory=set)
-    user: Any = None
-    api_key: AuthenticatedKey | None = None
+    """Who is calling, as the services record it, and what they may do."""
+
+    actor: Actor
+    scopes: frozenset[str]
 
 
 class KeyAuth(HttpBearer):
@@ -38,7 +39,7 @@ class KeyAuth(HttpBearer):
             return None
         if self.scope not in key.scopes:
             raise Forbidden(f"This API key lacks the {self.scope!r} scope.")
-        principal = Principal(actor=f"apikey:{key.name}", scopes=set(key.scopes), api_key=key)
+        principal = Principal(actor=Actor.api_key(key.name), scopes=key.scopes)
         request.principal = principal  # type: ignore[attr-defined]
         return principal
 
@@ -48,9 +49,7 @@ class StaffSession(SessionAuthIsStaff):
         user = super().authenticate(request, key)
         if user is None:
             return None
-        principal = Principal(
-            actor=f"user:{user.get_username()}", scopes=set(ApiKey.Scope.values), user=user
-        )
+        principal = Principal(actor=Actor.of(user), scopes=frozenset(ApiKey.Scope.values))
         request.principal = principal  # type: ignore[attr-defined]
         return principal
 

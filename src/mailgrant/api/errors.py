@@ -14,25 +14,14 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from mailgrant.api.auth import Forbidden
 from mailgrant.api.schemas import Problem
-from mailgrant.mailboxes.errors import MailboxError, MailboxInvalid
-from mailgrant.oauth.errors import AuthorizationFailed, GrantUnusable, InUse, OAuthClientInvalid
+from mailgrant.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
-UNPROCESSABLE = {
-    "client_disabled",
-    "not_authorized",
-    "reauthorization_required",
-    "config",
-    "endpoints_missing",
-    "invalid",
-}
-
-
 # Every route can answer bad input (400), a missing or unknown key (401) and a missing scope (403).
 ALWAYS = (400, 401, 403)
-# A route that reaches a provider or a mail server: the peer's refusal (422 when the admin must
-# act, 502 otherwise) or its absence (503).
+# A route that reaches a provider or a mail server: what the admin must fix first (422), the
+# peer's refusal (502) or its absence (503, whenever the error is transient).
 PEER = (422, 502, 503)
 
 
@@ -95,19 +84,14 @@ def install(api: NinjaAPI) -> None:
             fields=fields,
         )
 
-    @on(OAuthClientInvalid)
-    def client_invalid(request: HttpRequest, exc: OAuthClientInvalid) -> HttpResponse:
-        fields = [{"field": k, "message": v} for k, v in exc.errors.items()]
-        return problem(api, request, 400, "validation_error", exc.message, fields=fields)
-
-    @on(MailboxInvalid)
-    def mailbox_invalid(request: HttpRequest, exc: MailboxInvalid) -> HttpResponse:
-        fields = [{"field": k, "message": v} for k, v in exc.errors.items()]
-        return problem(api, request, 400, "validation_error", exc.message, fields=fields)
-
-    @on(InUse)
-    def in_use(request: HttpRequest, exc: InUse) -> HttpResponse:
-        return problem(api, request, 409, exc.code, exc.message)
+    @on(ServiceError)
+    def service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
+        extra: dict[str, Any] = {}
+        if exc.fields:
+            extra["fields"] = [{"field": k, "message": v} for k, v in exc.fields.items()]
+        if exc.details:
+            extra["details"] = exc.details
+        return problem(api, request, exc.http_status, exc.code, exc.message, **extra)
 
     @on(AuthenticationError)
     def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
@@ -151,33 +135,7 @@ def install(api: NinjaAPI) -> None:
             "This conflicts with an existing object (a name must be unique).",
         )
 
-    @on(AuthorizationFailed)
-    def authorization_failed(request: HttpRequest, exc: AuthorizationFailed) -> HttpResponse:
-        return _service_error(api, request, exc.code, exc.message, exc.transient)
-
-    @on(GrantUnusable)
-    def grant_unusable(request: HttpRequest, exc: GrantUnusable) -> HttpResponse:
-        return _service_error(api, request, exc.code, exc.message, exc.transient)
-
-    @on(MailboxError)
-    def mailbox_error(request: HttpRequest, exc: MailboxError) -> HttpResponse:
-        transient = exc.kind == "connect"
-        extra = {"details": exc.details} if exc.details else {}
-        return _service_error(api, request, exc.kind, exc.message, transient, **extra)
-
     @on(Exception)
     def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         log.exception("API error on %s %s", request.method, request.path)
         return problem(api, request, 500, "server_error", "Something went wrong on our side.")
-
-
-def _service_error(
-    api: NinjaAPI, request: HttpRequest, code: str, message: str, transient: bool, **extra: Any
-) -> HttpResponse:
-    if transient:
-        status = 503
-    elif code in UNPROCESSABLE:
-        status = 422
-    else:
-        status = 502
-    return problem(api, request, status, code, message, **extra)

@@ -1,6 +1,6 @@
 """Reading a request: who is calling, and an optional JSON body."""
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.http import HttpRequest
 from ninja import Schema
@@ -13,13 +13,9 @@ from mailgrant.common.audit import Actor
 BodyT = TypeVar("BodyT", bound=Schema)
 
 
-def request_user(request: HttpRequest) -> Any:
-    """Who the services record: the admin signed in, else the API key (`apikey:<name>`)."""
-    principal = principal_of(request)
-    return principal.user or Actor(principal.actor)
-
-
-def request_actor(request: HttpRequest) -> str:
+def request_actor(request: HttpRequest) -> Actor:
+    """Who the services record: the admin signed in (`user:<name>`), or the API key
+    (`apikey:<name>`)."""
     return principal_of(request).actor
 
 

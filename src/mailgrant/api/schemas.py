@@ -215,7 +215,6 @@ class MailboxBase(Input):
 class MailboxCreate(MailboxBase):
     name: str = Field(..., min_length=1, max_length=200)
     host: str = Field(..., min_length=1, max_length=255)
-    port: int = Field(..., ge=1, le=65535)
     username: str = Field(..., min_length=1, max_length=320)
 
 

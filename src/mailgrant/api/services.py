@@ -15,10 +15,18 @@ from django.utils import timezone
 
 from mailgrant.api.models import ApiKey
 from mailgrant.common import sql
-from mailgrant.common.audit import AuditTarget, actor_for, audit_record, audit_write
+from mailgrant.common.audit import (
+    SYSTEM,
+    Actor,
+    AuditAction,
+    AuditTarget,
+    audit_record,
+    audit_write,
+)
+from mailgrant.common.errors import Conflict, Invalid
+from mailgrant.oauth.broker import GrantRow, cached_token_of, grant_row_sql
 from mailgrant.oauth.models import Grant
 from mailgrant.oauth.protocol import TokenSet
-from mailgrant.oauth.selectors import cached_token_of
 
 KEY_PREFIX = "mgk_"
 # A key's last_used_at is rewritten only when older than this: at most one write a key this
@@ -26,27 +34,25 @@ KEY_PREFIX = "mgk_"
 LAST_USED_PRECISION = timedelta(seconds=5)
 
 
-class ApiKeyInvalid(ValueError):
-    pass
-
-
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def apikey_create(*, name: str, scopes: Iterable[str], user: Any = None) -> tuple[ApiKey, str]:
+def apikey_create(*, name: str, scopes: Iterable[str], actor: Actor = SYSTEM) -> tuple[ApiKey, str]:
     """A new key; the plaintext is returned once and never stored."""
     scopes = sorted(set(scopes))
     unknown = set(scopes) - set(ApiKey.Scope.values)
     if not scopes or unknown:
-        raise ApiKeyInvalid(
-            f"Scopes must be among {', '.join(ApiKey.Scope.values)}"
-            + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else ".")
+        raise Invalid(
+            {
+                "scopes": f"Scopes must be among {', '.join(ApiKey.Scope.values)}"
+                + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else ".")
+            }
         )
     if not name.strip():
-        raise ApiKeyInvalid("A key needs a name.")
+        raise Invalid({"name": "A key needs a name."})
     if ApiKey.objects.filter(name=name).exists():
-        raise ApiKeyInvalid(f"A key named {name!r} exists already.")
+        raise Conflict(f"A key named {name!r} exists already.")
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         key = ApiKey.objects.create(
@@ -54,23 +60,22 @@ def apikey_create(*, name: str, scopes: Iterable[str], user: Any = None) -> tupl
             prefix=plaintext[:10],
             key_hash=key_hash(plaintext),
             scopes=scopes,
-            created_by=user if getattr(user, "pk", None) else None,
+            created_by=actor.user if actor.user_id else None,
         )
         audit_record(
-            actor=actor_for(user),
-            user=user,
+            actor=actor,
             target=key,
-            action="apikey.created",
+            action=AuditAction.APIKEY_CREATED,
             message=f"scopes: {' '.join(scopes)}",
         )
     return key, plaintext
 
 
-def apikey_revoke(*, key: ApiKey, user: Any = None) -> ApiKey:
+def apikey_revoke(*, key: ApiKey, actor: Actor = SYSTEM) -> ApiKey:
     with transaction.atomic():
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-        audit_record(actor=actor_for(user), user=user, target=key, action="apikey.revoked")
+        audit_record(actor=actor, target=key, action=AuditAction.APIKEY_REVOKED)
     return key
 
 
@@ -112,15 +117,15 @@ def _scopes(stored: Any) -> list[str]:
     return json.loads(stored) if isinstance(stored, str) else list(stored)
 
 
-# The broker's common call in one read: the key (active), the grant and its client.
-_BROKER_SQL = """
-SELECT k.id, k.name, k.scopes, (k.last_used_at IS NULL OR k.last_used_at < %s),
-       g.state, g.token_set, g.account, c.name, c.status
-FROM api_apikey k
-JOIN oauth_grant g ON g.id = %s
-JOIN oauth_oauthclient c ON c.id = g.client_id
-WHERE k.key_hash = %s AND k.revoked_at IS NULL
-"""
+def _broker_sql() -> str:
+    """The broker's common call in one read: the key (active), the grant and its client
+    (the grant's GrantRow, oauth.broker, last)."""
+    grant_select, grant_joins, grant_where = grant_row_sql()
+    return (
+        "SELECT k.id, k.name, k.scopes, (k.last_used_at IS NULL OR k.last_used_at < %s), "  # noqa: S608
+        f"{grant_select} FROM {ApiKey._meta.db_table} k CROSS JOIN {grant_joins} "
+        f"WHERE {grant_where} AND k.key_hash = %s AND k.revoked_at IS NULL"
+    )
 
 
 def access_token_issue_by_key(
@@ -135,21 +140,22 @@ def access_token_issue_by_key(
         return None
     now = timezone.now()
     row = sql.execute(
-        _BROKER_SQL, [sql.db_datetime(now - LAST_USED_PRECISION), grant_id, key_hash(key)]
+        _broker_sql(), [sql.db_datetime(now - LAST_USED_PRECISION), grant_id, key_hash(key)]
     ).fetchone()
     if row is None:
         return None
     key_id, name, scopes, stale = row[:4]
+    grant = GrantRow(*row[4:])
     if ApiKey.Scope.TOKENS not in _scopes(scopes):
         return None
-    cached = cached_token_of(row[4:], min_valid_seconds=min_valid_seconds)
+    cached = cached_token_of(row=grant, min_valid_seconds=min_valid_seconds)
     if cached is None:
         return None
     if stale:
         sql.execute(_NOTE_USE_SQL, [sql.db_datetime(now), key_id])
     audit_write(
-        actor=f"apikey:{name}",
-        action="grant.token_issued",
+        actor=Actor.api_key(name),
+        action=AuditAction.GRANT_TOKEN_ISSUED,
         target=AuditTarget(type=Grant._meta.label_lower, id=str(grant_id), name=cached.grant_name),
     )
     return cached.tokens

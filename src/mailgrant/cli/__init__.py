@@ -1,5 +1,5 @@
-"""The `mailgrant` command: Django's management commands plus mailgrant's own
-(serve, client, vault), with the settings module already chosen."""
+"""The `mailgrant` command: Django's management commands plus mailgrant's own (every one in
+cli/management/commands), with the settings module already chosen."""
 
 import os
 import sys

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from mailgrant.cli.support import CLI, human, json_text
+from mailgrant.cli.support import human, json_text
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.oauth.protocol import TokenSet
 from mailgrant.oauth.selectors import (
@@ -21,7 +21,6 @@ from mailgrant.oauth.selectors import (
 )
 from mailgrant.oauth.services.authorization import StartedAuthorization
 
-CLI_ACTOR = CLI.name
 POLL_SECONDS = 1.0
 
 

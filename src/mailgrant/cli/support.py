@@ -14,11 +14,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from mailgrant.common.audit import Actor
 from mailgrant.common.crypto import VaultError
+from mailgrant.common.errors import ServiceError
 from mailgrant.common.redaction import redact
-from mailgrant.mailboxes.errors import MailboxError, MailboxInvalid
-from mailgrant.oauth.errors import OAuthClientInvalid, OAuthServiceError
 
 
 class AdminCommand(BaseCommand):
@@ -44,21 +42,17 @@ class AdminCommand(BaseCommand):
                 logging.disable(logging.NOTSET)
 
 
-# The `user` the commands pass to services: their audit rows name the command line.
-CLI = Actor("cli")
-
-
 def error_text(exc: Exception) -> str:
     """One line for the administrator: field errors name the field (as its flag does)."""
-    if isinstance(exc, OAuthClientInvalid | MailboxInvalid):
-        return "Invalid: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+    if isinstance(exc, ServiceError):
+        if exc.fields:
+            return "Invalid: " + "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+        return exc.message
     if isinstance(exc, ValidationError):
         if hasattr(exc, "error_dict"):
             fields = exc.message_dict.items()
             return "Invalid: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in fields)
         return "Invalid: " + " ".join(exc.messages)
-    if isinstance(exc, OAuthServiceError | MailboxError):
-        return exc.message
     if isinstance(exc, VaultError):
         return str(exc)
     first_line = (str(exc).strip().splitlines() or [""])[0]

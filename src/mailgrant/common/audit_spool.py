@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from mailgrant.common import sql
-from mailgrant.common.models import AuditSpoolMark
+from mailgrant.common.models import AuditSpoolMark, audit_insert_sql
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def _ingest(path: Path, *, finished: bool) -> int:
     if end:
         with transaction.atomic(), connection.cursor() as cursor:
             if rows:
-                cursor.executemany(_insert_sql(), rows)
+                cursor.executemany(audit_insert_sql(), rows)
             AuditSpoolMark.objects.update_or_create(file=name, defaults={"offset": offset + end})
     if finished:
         if len(data) > end:
@@ -139,12 +139,6 @@ def _ingest(path: Path, *, finished: bool) -> int:
         path.unlink(missing_ok=True)
         AuditSpoolMark.objects.filter(file=name).delete()
     return len(rows)
-
-
-def _insert_sql() -> str:
-    from mailgrant.common.audit import INSERT_SQL  # audit imports this module
-
-    return INSERT_SQL
 
 
 _spool: AuditSpool | None = None

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.apps import apps
 from django.db import transaction
 
-from mailgrant.common.audit import audit_record
+from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.crypto import get_vault
 from mailgrant.common.fields import Sealed, SealedField
 
@@ -16,7 +16,7 @@ class RotationResult:
     already_current: int
 
 
-def vault_rotate(*, actor: str = "system") -> RotationResult:
+def vault_rotate(*, actor: Actor = SYSTEM) -> RotationResult:
     """Re-encrypt every sealed field of every model under the newest key, in one transaction:
     a value no key opens stops the rotation with VaultError and nothing is half-done."""
     vault = get_vault()
@@ -44,7 +44,7 @@ def vault_rotate(*, actor: str = "system") -> RotationResult:
                     rotated += len(changed)
         audit_record(
             actor=actor,
-            action="vault.rotated",
+            action=AuditAction.VAULT_ROTATED,
             message=f"{rotated} value(s) re-encrypted, {current} already current",
         )
     return RotationResult(rotated=rotated, already_current=current)

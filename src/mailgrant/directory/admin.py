@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from mailgrant.common.audit import actor_for
+from mailgrant.common.audit import Actor
 from mailgrant.directory.forms import LdapDirectoryForm
 from mailgrant.directory.models import DirectoryAccount, LdapDirectory
 from mailgrant.directory.selectors import ldap_directory_sync_events
@@ -101,7 +101,7 @@ class LdapDirectoryAdmin(admin.ModelAdmin):
         ldap_directory_save(
             directory=obj,
             bind_password=form.cleaned_data.get("bind_password") or None,
-            user=request.user,
+            actor=Actor.of(request.user),
         )
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
@@ -112,11 +112,11 @@ class LdapDirectoryAdmin(admin.ModelAdmin):
         return deleted, counts, perms_needed, protected
 
     def delete_model(self, request: HttpRequest, obj: LdapDirectory) -> None:
-        ldap_directory_delete(directory=obj, user=request.user)
+        ldap_directory_delete(directory=obj, actor=Actor.of(request.user))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[LdapDirectory]) -> None:
         for directory in queryset:
-            ldap_directory_delete(directory=directory, user=request.user)
+            ldap_directory_delete(directory=directory, actor=Actor.of(request.user))
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
@@ -160,9 +160,7 @@ class LdapDirectoryAdmin(admin.ModelAdmin):
         directory = self._directory_for_post(request, object_id)
         if isinstance(directory, HttpResponse):
             return directory
-        result = ldap_directory_sync(
-            directory=directory, actor=actor_for(request.user), user=request.user
-        )
+        result = ldap_directory_sync(directory=directory, actor=Actor.of(request.user))
         if result.ok:
             messages.success(request, f"Synced: {result.summary}.")
             if result.conflicts:

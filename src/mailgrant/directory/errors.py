@@ -1,23 +1,15 @@
-"""What can go wrong with an LDAP directory."""
+"""What can go wrong with an LDAP directory beyond the common errors."""
 
 from __future__ import annotations
 
-
-class DirectoryError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+from mailgrant.common.errors import Refused
 
 
-class DirectoryInvalid(DirectoryError):
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
+class DirectoryUserDisabled(Refused):
+    """The directory says this person is disabled: the login is refused. The message is the
+    sentence shown to the person; `directory` and `username` are for logs."""
 
-
-class DirectoryUserDisabled(Exception):
-    """The directory says this person is disabled: the login is refused. str() is the sentence
-    shown to the person; `directory` and `username` are for logs."""
+    code = "directory_user_disabled"
 
     def __init__(self, *, directory: str, username: str) -> None:
         super().__init__(

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from mailgrant.common.audit import WORKER
 from mailgrant.directory.models import LdapDirectory
 from mailgrant.directory.selectors import ldap_directories_due
 from mailgrant.directory.services.sync import SyncResult, ldap_directory_sync
@@ -34,7 +35,7 @@ def ldap_directories_sync_due(*, now: datetime | None = None) -> list[SyncResult
         if not ldap_directory_claim(directory=directory, now=now):
             continue
         try:
-            results.append(ldap_directory_sync(directory=directory, actor="poller"))
+            results.append(ldap_directory_sync(directory=directory, actor=WORKER))
         except Exception as exc:
             log.exception("LDAP directory %s: sync failed unexpectedly", directory.name)
             error = f"unexpected error: {type(exc).__name__}"

@@ -18,7 +18,6 @@ from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
-SECURITY_CHOICES = ("none", "starttls", "ldaps")
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 NO_ATTRIBUTES = ["1.1"]  # RFC 4511: entries' DNs only
 
@@ -31,11 +30,6 @@ class LdapError(Exception):
         super().__init__(message)
         self.message = message
         self.kind = kind
-
-    @property
-    def unreachable(self) -> bool:
-        """The directory could not be asked at all (as opposed to answering "no")."""
-        return self.kind in {"unreachable", "tls", "bind", "config"}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
+from mailgrant.common.audit import AuditAction
 from mailgrant.common.fields import reveal
 from mailgrant.common.models import AuditEvent
 from mailgrant.directory import ldap
@@ -54,7 +55,8 @@ def ldap_directory_sync_events(*, directory: LdapDirectory, limit: int = 10) -> 
     """The audit rows of the directory's latest syncs, newest first."""
     return list(
         AuditEvent.objects.filter(
-            Q(action="ldap_directory.synced") | Q(action="ldap_directory.sync_failed"),
+            Q(action=AuditAction.LDAP_DIRECTORY_SYNCED)
+            | Q(action=AuditAction.LDAP_DIRECTORY_SYNC_FAILED),
             target_type=LdapDirectory._meta.label_lower,
             target_id=str(directory.pk),
         )[:limit]

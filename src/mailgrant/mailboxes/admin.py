@@ -8,7 +8,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from mailgrant.mailboxes.errors import MailboxError
+from mailgrant.common.audit import Actor
+from mailgrant.common.errors import ServiceError
 from mailgrant.mailboxes.forms import MailboxForm
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.services.fetch import mailbox_fetch
@@ -18,7 +19,6 @@ from mailgrant.mailboxes.services.mailboxes import (
     mailbox_save,
 )
 from mailgrant.mailboxes.services.test import mailbox_test
-from mailgrant.oauth.errors import AuthorizationFailed
 from mailgrant.oauth.session import remember_binding
 
 
@@ -85,15 +85,17 @@ class MailboxAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Mailbox, form: Any, change: bool) -> None:
         mailbox_save(
-            mailbox=obj, password=form.cleaned_data.get("password") or None, user=request.user
+            mailbox=obj,
+            password=form.cleaned_data.get("password") or None,
+            actor=Actor.of(request.user),
         )
 
     def delete_model(self, request: HttpRequest, obj: Mailbox) -> None:
-        mailbox_delete(mailbox=obj, user=request.user)
+        mailbox_delete(mailbox=obj, actor=Actor.of(request.user))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Mailbox]) -> None:
         for mailbox in queryset:
-            mailbox_delete(mailbox=mailbox, user=request.user)
+            mailbox_delete(mailbox=mailbox, actor=Actor.of(request.user))
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
@@ -125,7 +127,7 @@ class MailboxAdmin(admin.ModelAdmin):
         mailbox = self._mailbox_for_post(request, object_id)
         if isinstance(mailbox, HttpResponse):
             return mailbox
-        result = mailbox_test(mailbox=mailbox, user=request.user)
+        result = mailbox_test(mailbox=mailbox, actor=Actor.of(request.user))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -140,8 +142,8 @@ class MailboxAdmin(admin.ModelAdmin):
         if isinstance(mailbox, HttpResponse):
             return mailbox
         try:
-            result = mailbox_fetch(mailbox=mailbox, user=request.user)
-        except MailboxError as exc:
+            result = mailbox_fetch(mailbox=mailbox, actor=Actor.of(request.user))
+        except ServiceError as exc:
             messages.error(request, f"Fetch failed: {exc.message}")
         else:
             messages.success(
@@ -161,10 +163,10 @@ class MailboxAdmin(admin.ModelAdmin):
         try:
             started = mailbox_authorize_start(
                 mailbox=mailbox,
-                user=request.user,
+                actor=Actor.of(request.user),
                 return_url=reverse("admin:mailboxes_mailbox_change", args=[mailbox.pk]),
             )
-        except (AuthorizationFailed, MailboxError) as exc:
+        except ServiceError as exc:
             messages.error(request, f"Authorize failed: {exc.message}")
             return self._back(mailbox)
         remember_binding(request, started.binding)
@@ -176,21 +178,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_display = ["subject", "sender", "mailbox", "date", "size", "fetched_at"]
     list_filter = ["mailbox", "folder"]
     search_fields = ["subject", "sender", "recipients", "message_id"]
-    readonly_fields = [
-        "mailbox",
-        "folder",
-        "uidvalidity",
-        "uid",
-        "message_id",
-        "sender",
-        "recipients",
-        "subject",
-        "date",
-        "size",
-        "path",
-        "fetched_at",
-        "post_action_done",
-    ]
+    readonly_fields = [f.name for f in Message._meta.concrete_fields if not f.primary_key]
     date_hierarchy = "fetched_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -3,37 +3,11 @@ from typing import Any
 from django import forms
 
 from mailgrant.mailboxes.models import Mailbox
-from mailgrant.mailboxes.services.mailboxes import mailbox_check
-
-FIELDS = [
-    "name",
-    "direction",
-    "protocol",
-    "host",
-    "port",
-    "security",
-    "username",
-    "auth_method",
-    "oauth_client",
-    "grant",
-    "sasl_mechanism",
-    "smtp_username",
-    "folder",
-    "post_fetch_action",
-    "enabled",
-    "poll_interval",
-]
-DEFAULT_PORTS = {
-    ("imap", "ssl"): 993,
-    ("imap", "starttls"): 143,
-    ("imap", "none"): 143,
-    ("pop3", "ssl"): 995,
-    ("pop3", "starttls"): 110,
-    ("pop3", "none"): 110,
-    ("smtp", "ssl"): 465,
-    ("smtp", "starttls"): 587,
-    ("smtp", "none"): 25,
-}
+from mailgrant.mailboxes.services.mailboxes import (
+    MAILBOX_FIELDS,
+    mailbox_check,
+    mailbox_defaults,
+)
 
 
 class MailboxForm(forms.ModelForm):
@@ -47,7 +21,7 @@ class MailboxForm(forms.ModelForm):
 
     class Meta:
         model = Mailbox
-        fields = [*FIELDS[:8], "password", *FIELDS[8:]]
+        fields = [*MAILBOX_FIELDS[:8], "password", *MAILBOX_FIELDS[8:]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,12 +29,24 @@ class MailboxForm(forms.ModelForm):
         self.fields[
             "port"
         ].help_text = "Empty: the usual port (IMAP 993/143, POP3 995/110, SMTP 465/587)."
+        direction = self.fields["direction"]
+        direction.required = False
+        direction.choices = [("", "From the protocol"), *Mailbox.Direction.choices]  # type: ignore[attr-defined]
+        if not self.instance.pk:
+            self.initial.setdefault("direction", "")
 
     def clean(self) -> dict[str, Any]:
+        """The defaults the service fills (direction, port), filled the same way here so the
+        form shows what will be saved."""
         data = super().clean() or {}
-        protocol = data.get("protocol")
-        if protocol and data.get("security") and not data.get("port"):
-            data["port"] = DEFAULT_PORTS[(protocol, data["security"])]
+        probe = Mailbox(
+            protocol=data.get("protocol") or "",
+            security=data.get("security") or "",
+            direction=data.get("direction") or "",
+            port=data.get("port") or None,  # type: ignore[misc]
+        )
+        mailbox_defaults(mailbox=probe)
+        data["direction"], data["port"] = probe.direction, probe.port
         return data
 
     def _post_clean(self) -> None:

@@ -12,7 +12,8 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from mailgrant.mailboxes.errors import MailboxError
+from mailgrant.common.audit import WORKER
+from mailgrant.common.errors import ServiceError
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.services.fetch import mailbox_fetch
 
@@ -51,8 +52,8 @@ def mailboxes_poll_due() -> list[PollOutcome]:
         if not mailbox_claim(mailbox=mailbox):
             continue  # another worker took it
         try:
-            result = mailbox_fetch(mailbox=mailbox)  # records its outcome and next poll
-        except MailboxError as exc:
+            result = mailbox_fetch(mailbox=mailbox, actor=WORKER)  # records outcome, next poll
+        except ServiceError as exc:
             log.warning("Mailbox %s: %s", mailbox.name, exc.message)
             outcomes.append(PollOutcome(mailbox.name, error=exc.message))
         except Exception as exc:  # one mailbox's surprise must not stop the others

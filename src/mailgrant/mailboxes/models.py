@@ -67,7 +67,7 @@ class Mailbox(models.Model):
         Grant,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="mailboxes",
         help_text="The authorized account this mailbox uses; empty: the client's default.",
     )
@@ -118,7 +118,8 @@ class Mailbox(models.Model):
 
 
 class Message(models.Model):
-    """A fetched message: its raw bytes live in a file under MAILGRANT_HOME; this is its index."""
+    """A fetched message: its raw bytes live in a file of the message store
+    (MAILGRANT_MESSAGE_STORE); this is its index."""
 
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="messages")
     folder = models.CharField(max_length=500)

@@ -1,7 +1,8 @@
-"""The local message store: one file of raw RFC 822 bytes per message under MAILGRANT_HOME.
+"""The local message store: one file of raw RFC 822 bytes per message under
+MAILGRANT_MESSAGE_STORE, the index rows in the database.
 
-A batch is written (temporary name, then rename) and made durable with one filesystem sync
-before its index rows are committed; only then may the server be told to move or delete it."""
+A batch's files are written and made durable with one filesystem sync before its index rows
+are committed; only then may the server be told to move or delete the messages."""
 
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from mailgrant.oauth.errors import AuthorizationFailed, GrantUnusable
+from mailgrant.common.audit import Actor
+from mailgrant.common.errors import ServiceError
 from mailgrant.oauth.forms import OAuthClientForm
 from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.selectors import oauth_client_redirect_uri
@@ -20,7 +21,6 @@ from mailgrant.oauth.services.clients import (
 from mailgrant.oauth.services.grants import grant_delete
 from mailgrant.oauth.services.tokens import grant_refresh
 from mailgrant.oauth.session import remember_binding
-from mailgrant.sso.selectors import login_icon_url
 
 GRANT_FIELDS = ["account", "state", "expires_at", "last_refresh_at", "last_error", "is_default"]
 
@@ -58,8 +58,7 @@ class OAuthClientAdmin(admin.ModelAdmin):
     list_filter = ["provider", "type", "status"]
     search_fields = ["name", "client_id", "grants__account"]
     actions = ["enable", "disable"]
-    readonly_fields = ["redirect_uri", "login_button_preview"]
-    filter_horizontal = ["related_ldaps"]
+    readonly_fields = ["redirect_uri"]
     inlines = [GrantInline]
     fieldsets = [
         (None, {"fields": ["redirect_uri", "name", "provider", "type", "status"]}),
@@ -67,31 +66,18 @@ class OAuthClientAdmin(admin.ModelAdmin):
         (
             "Endpoints and scope",
             {
-                "fields": ["scope", "scope_separator", "authorize_url", "token_url"],
+                "fields": [
+                    "scope",
+                    "scope_separator",
+                    "authorize_url",
+                    "token_url",
+                    "userinfo_endpoint",
+                ],
                 "description": "Empty fields use the provider's preset (or, for a generic "
                 "provider, what OpenID discovery finds at the issuer).",
             },
         ),
         ("Connection", {"fields": ["proxy", "verify_ssl"]}),
-        (
-            "Single sign-on (user type)",
-            {
-                "classes": ["mailgrant-user-type"],
-                "fields": [
-                    "userinfo_endpoint",
-                    "user_data_source",
-                    "related_ldaps",
-                    "username_attribute",
-                    "user_fields",
-                    "user_create_expression",
-                    "login_button_caption",
-                    "login_button_icon",
-                    "login_button_preview",
-                    "login_button_upload",
-                    "login_button_image_clear",
-                ],
-            },
-        ),
     ]
 
     class Media:
@@ -129,17 +115,6 @@ class OAuthClientAdmin(admin.ModelAdmin):
             uri,
         )
 
-    @admin.display(description="Login button")
-    def login_button_preview(self, client: OAuthClient) -> str:
-        if client.pk is None:
-            return "-"
-        return format_html(
-            '<span class="mailgrant-button-preview"><img src="{}" alt="" width="20" '
-            'height="20"> {}</span>',
-            client.login_button_image or login_icon_url(client=client),
-            client.login_button_caption or f"Sign in with {client.name}",
-        )
-
     @admin.display(description="Grant state", ordering="default_grant_state")
     def grant_state(self, client: OAuthClient) -> str:
         state = getattr(client, "default_grant_state", None)
@@ -153,24 +128,21 @@ class OAuthClientAdmin(admin.ModelAdmin):
         oauth_client_save(
             client=obj,
             client_secret=form.cleaned_data.get("client_secret") or None,
-            user=request.user,
+            actor=Actor.of(request.user),
         )
 
-    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
-        return _protect_mailbox_users(super().get_deleted_objects(objs, request), objs)
-
     def delete_model(self, request: HttpRequest, obj: OAuthClient) -> None:
-        oauth_client_delete(client=obj, user=request.user)
+        oauth_client_delete(client=obj, actor=Actor.of(request.user))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> None:
         for client in queryset:
-            oauth_client_delete(client=client, user=request.user)
+            oauth_client_delete(client=client, actor=Actor.of(request.user))
 
     @admin.action(description="Enable selected clients", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> None:
         for client in queryset:
             oauth_client_set_status(
-                client=client, status=OAuthClient.Status.ENABLED, user=request.user
+                client=client, status=OAuthClient.Status.ENABLED, actor=Actor.of(request.user)
             )
         self.message_user(request, f"Enabled {len(queryset)} client(s).")
 
@@ -178,7 +150,7 @@ class OAuthClientAdmin(admin.ModelAdmin):
     def disable(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> None:
         for client in queryset:
             oauth_client_set_status(
-                client=client, status=OAuthClient.Status.DISABLED, user=request.user
+                client=client, status=OAuthClient.Status.DISABLED, actor=Actor.of(request.user)
             )
         self.message_user(request, f"Disabled {len(queryset)} client(s).")
 
@@ -200,25 +172,13 @@ class OAuthClientAdmin(admin.ModelAdmin):
             grant = Grant.objects.filter(pk=request.POST["grant"], client=client).first()
         try:
             started = authorization_start(
-                client=client, purpose="validate", user=request.user, grant=grant
+                client=client, purpose="validate", actor=Actor.of(request.user), grant=grant
             )
-        except AuthorizationFailed as exc:
+        except ServiceError as exc:
             messages.error(request, f"Validate failed: {exc.message}")
             return HttpResponseRedirect(reverse("admin:oauth_oauthclient_change", args=[client.pk]))
         remember_binding(request, started.binding)
         return HttpResponseRedirect(started.url)
-
-
-def _protect_mailbox_users(found: Any, objs: Any) -> Any:
-    """Django's delete confirmation, with the mailboxes that use a client or grant listed as
-    protected: the page then refuses the delete, as the service would (InUse)."""
-    deleted, counts, perms_needed, protected = found
-    users = [
-        f"Mailbox {name} uses {obj}"
-        for obj in objs
-        for name in obj.mailboxes.values_list("name", flat=True)
-    ]
-    return deleted, counts, perms_needed, [*protected, *users]
 
 
 @admin.register(Grant)
@@ -241,22 +201,19 @@ class GrantAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
-        return _protect_mailbox_users(super().get_deleted_objects(objs, request), objs)
-
     def delete_model(self, request: HttpRequest, obj: Grant) -> None:
-        grant_delete(grant=obj, user=request.user)
+        grant_delete(grant=obj, actor=Actor.of(request.user))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
         for grant in queryset:
-            grant_delete(grant=grant, user=request.user)
+            grant_delete(grant=grant, actor=Actor.of(request.user))
 
     @admin.action(description="Refresh tokens now", permissions=["change"])
     def refresh(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
         for grant in queryset:
             try:
-                grant_refresh(grant=grant, user=request.user)
-            except GrantUnusable as exc:
+                grant_refresh(grant=grant, actor=Actor.of(request.user))
+            except ServiceError as exc:
                 self.message_user(request, f"{grant}: {exc.message}", messages.ERROR)
             else:
                 self.message_user(request, f"{grant}: refreshed.")

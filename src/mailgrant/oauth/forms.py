@@ -1,13 +1,13 @@
+"""The client form of the admin: the fields of the client, the secret write-only."""
+
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from mailgrant.oauth.models import OAuthClient
 from mailgrant.oauth.selectors import OAUTH_CLIENT_FIELDS
 from mailgrant.oauth.services.clients import oauth_client_check
 from mailgrant.providers import PROVIDERS
-from mailgrant.sso.icons import ICONS, MAX_IMAGE_BYTES, IconInvalid, icon_data_uri
 
 
 class OAuthClientForm(forms.ModelForm):
@@ -26,22 +26,11 @@ class OAuthClientForm(forms.ModelForm):
         initial=" ",
         help_text="Joins the scopes in the authorize request; empty means a space.",
     )
-    login_button_upload = forms.FileField(
-        label="Login Button Icon image",
-        required=False,
-        help_text=f"PNG, JPEG, GIF or WebP up to {MAX_IMAGE_BYTES // 1024} KB; shown instead "
-        "of the named icon.",
-    )
-    login_button_image_clear = forms.BooleanField(label="Remove the uploaded image", required=False)
 
     class Meta:
         model = OAuthClient
-        fields = [*OAUTH_CLIENT_FIELDS, "related_ldaps"]
-        widgets = {
-            "scope": forms.TextInput(attrs={"size": 80}),
-            "user_create_expression": forms.Textarea(attrs={"rows": 3, "cols": 80}),
-            "user_fields": forms.Textarea(attrs={"rows": 4, "cols": 60}),
-        }
+        fields = list(OAUTH_CLIENT_FIELDS)
+        widgets = {"scope": forms.TextInput(attrs={"size": 80})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -56,19 +45,6 @@ class OAuthClientForm(forms.ModelForm):
             for p in PROVIDERS.values()
         )
 
-        self.fields[
-            "login_button_icon"
-        ].help_text = f"A named icon: {', '.join(ICONS)}. Empty: the provider's."
-
-    def clean_login_button_upload(self) -> str:
-        upload = self.cleaned_data.get("login_button_upload")
-        if not upload:
-            return ""
-        try:
-            return icon_data_uri(upload.read(MAX_IMAGE_BYTES + 1))
-        except IconInvalid as exc:
-            raise ValidationError(str(exc)) from None
-
     def clean_scope_separator(self) -> str:
         return self.cleaned_data.get("scope_separator") or " "
 
@@ -76,9 +52,9 @@ class OAuthClientForm(forms.ModelForm):
         super()._post_clean()  # type: ignore[misc]
         if self.errors:
             return
-        if self.cleaned_data.get("login_button_upload"):
-            self.instance.login_button_image = self.cleaned_data["login_button_upload"]
-        elif self.cleaned_data.get("login_button_image_clear"):
-            self.instance.login_button_image = ""
-        for field, message in oauth_client_check(client=self.instance).items():
+        for field, message in self.check_errors().items():
             self.add_error(field if field in self.fields else None, message)
+
+    def check_errors(self) -> dict[str, str]:
+        """How the fields go together, once each is valid (OIDC discovery where it applies)."""
+        return oauth_client_check(client=self.instance)

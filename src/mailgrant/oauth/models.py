@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -12,7 +10,8 @@ from mailgrant.providers import MAILBOX, PROVIDERS, USER
 
 
 class OAuthClient(models.Model):
-    """One application registered at a provider: the seed's client form, field by field."""
+    """One application registered at a provider (the fields of its form, README). It knows
+    nothing of who uses it: mailboxes point at it, sign-in settings (sso) extend it."""
 
     class Type(models.TextChoices):
         MAILBOX = MAILBOX, "Email box"
@@ -21,10 +20,6 @@ class OAuthClient(models.Model):
     class Status(models.TextChoices):
         ENABLED = "enabled", "Enabled"
         DISABLED = "disabled", "Disabled"
-
-    class UserDataSource(models.TextChoices):
-        ID_TOKEN = "id_token", "ID token claims"
-        ENDPOINT = "endpoint", "User data endpoint"
 
     name = models.CharField(max_length=200, unique=True)
     provider = models.CharField(
@@ -65,30 +60,6 @@ class OAuthClient(models.Model):
         "wants another.",
     )
     userinfo_endpoint = URLField("Endpoint User Data", max_length=500, blank=True)
-    user_data_source = models.CharField(
-        max_length=20, choices=UserDataSource.choices, default=UserDataSource.ID_TOKEN
-    )
-    username_attribute = models.CharField(max_length=200, blank=True)
-    user_fields = models.JSONField(
-        default=dict, blank=True, help_text='User field <- claim, e.g. {"email": "email"}.'
-    )
-    user_create_expression = models.TextField(blank=True)
-    login_button_caption = models.CharField(max_length=200, blank=True)
-    login_button_icon = models.CharField(
-        max_length=200,
-        blank=True,
-        help_text="A named icon (google, microsoft, key, ...) or, after an upload, the image.",
-    )
-    # An uploaded button image, as a data: URI (small PNG / JPEG / GIF / WebP; never SVG).
-    login_button_image = models.TextField(blank=True, editable=False)
-    related_ldaps = models.ManyToManyField(
-        "directory.LdapDirectory",
-        blank=True,
-        related_name="clients",
-        verbose_name="Related LDAPs",
-        help_text="User type: a signing-in user is linked to the directory user with the same "
-        "username instead of a new one being created.",
-    )
 
     # What OIDC discovery found (issuer, endpoints, jwks_uri): filled on save, not a form field.
     metadata = models.JSONField(default=dict, blank=True, editable=False)
@@ -130,6 +101,8 @@ class Grant(models.Model):
     refresh_count = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # The refresh lease (services.tokens.grant_refresh): set while one caller refreshes.
+    refreshing_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -157,9 +130,6 @@ class Grant(models.Model):
         if isinstance(value, dict):  # assigned in this process, not yet read back
             return TokenSet.from_dict(value)
         return None
-
-    def expires_in(self, now: datetime) -> float | None:
-        return None if self.expires_at is None else (self.expires_at - now).total_seconds()
 
 
 class PendingAuthorization(models.Model):
@@ -190,6 +160,9 @@ class PendingAuthorization(models.Model):
     purpose = models.CharField(max_length=20, choices=Purpose.choices)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    started_by = models.CharField(
+        max_length=200, blank=True, help_text="Who started it (user, API key, command line)."
     )
     code_verifier = SealedField()
     nonce = models.CharField(max_length=200, blank=True)

@@ -1,8 +1,8 @@
 """Talking to an OAuth2 / OpenID provider: plain values in, dataclasses out, no Django.
 
 Authlib does the protocol (PKCE, client authentication, token requests); joserfc checks ID
-tokens. Every HTTP call goes through :func:`mailgrant.common.http.http_client`, so the client's
-proxy, TLS verification and timeouts apply everywhere.
+tokens. Every HTTP client is built from :func:`mailgrant.common.http.http_client_options`, so
+the client's proxy, TLS verification and timeouts apply everywhere.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
 
 # Authlib now prefers the httpx2 fork and warns when it falls back to httpx, our chosen client
-# (DESIGN.md); the fallback is the same API.
+# (docs/architecture.md); the fallback is the same API.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     from authlib.integrations.httpx_client import OAuth2Client

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import reverse
-from django.utils import timezone
 
-from mailgrant.common import sql
-from mailgrant.common.fields import Sealed, reveal
+from mailgrant.common.fields import reveal
 from mailgrant.common.http import HttpSettings
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
-from mailgrant.oauth.protocol import Credentials, TokenSet
+from mailgrant.oauth.protocol import Credentials
 from mailgrant.providers import get_provider
-
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class EndpointsMissing(Exception):
@@ -95,9 +90,7 @@ def oauth_client_endpoints(*, client: OAuthClient) -> Endpoints:
     if "offline_access" in scopes and provider.uses_discovery:
         # OpenID Connect Core 11: offline_access is honoured only with prompt=consent.
         params.setdefault("prompt", "consent")
-    issuer = meta.get("issuer") or provider.issuer
-    if provider.id == "azure" and _GUID.fullmatch(tenant):
-        issuer = issuer.replace("{tenantid}", tenant.lower())
+    issuer = provider.issuer_for(issuer=meta.get("issuer") or provider.issuer, tenant=tenant)
     return Endpoints(
         authorize_url=authorize_url,
         token_url=token_url,
@@ -160,7 +153,8 @@ def authorization_get(*, authorization_id: int) -> PendingAuthorization:
 
 
 # What an administrator may see of a client: every field of the form but the secret, whose
-# presence alone is told. The API and the command line show the same thing.
+# presence alone is told (the sign-in settings of a user-type client are sso's). The API and the
+# command line show the same thing.
 OAUTH_CLIENT_FIELDS = (
     "name",
     "provider",
@@ -176,12 +170,6 @@ OAUTH_CLIENT_FIELDS = (
     "status",
     "scope_separator",
     "userinfo_endpoint",
-    "user_data_source",
-    "username_attribute",
-    "user_fields",
-    "user_create_expression",
-    "login_button_caption",
-    "login_button_icon",
 )
 GRANT_FIELDS = (
     "client_id",
@@ -200,7 +188,6 @@ def oauth_client_public(*, client: OAuthClient) -> dict[str, Any]:
     return {
         "id": client.pk,
         **{name: getattr(client, name) for name in OAUTH_CLIENT_FIELDS},
-        "related_ldaps": sorted(client.related_ldaps.values_list("pk", flat=True)),
         "has_client_secret": bool(client.client_secret),
         "redirect_uri": oauth_client_redirect_uri(client=client),
         "created_at": client.created_at,
@@ -211,68 +198,3 @@ def oauth_client_public(*, client: OAuthClient) -> dict[str, Any]:
 def grant_public(*, grant: Grant) -> dict[str, Any]:
     """A grant without its tokens."""
     return {"id": grant.pk, **{name: getattr(grant, name) for name in GRANT_FIELDS}}
-
-
-# --- tokens ----------------------------------------------------------------------------------
-
-
-def _refresh_margin(tokens: TokenSet) -> float:
-    lifetime = tokens.lifetime
-    margin = float(settings.MAILGRANT_REFRESH_MARGIN)
-    return margin if lifetime is None else min(margin, lifetime / 2)
-
-
-def tokens_usable(
-    *, state: str, client_enabled: bool, tokens: TokenSet | None, min_valid_seconds: float
-) -> bool:
-    """True when `tokens` may be handed out as they are: the client is enabled, the grant
-    authorized, and the access token valid for longer than both `min_valid_seconds` and the
-    refresh margin (MAILGRANT_REFRESH_MARGIN, at most half the token's lifetime)."""
-    if not client_enabled or state != Grant.State.AUTHORIZED or tokens is None:
-        return False
-    if tokens.expires_at is None:
-        return True  # the provider gave no lifetime: use it until refused
-    remaining = tokens.expires_at - timezone.now().timestamp()
-    return remaining > max(_refresh_margin(tokens), min_valid_seconds)
-
-
-@dataclass(frozen=True)
-class CachedToken:
-    tokens: TokenSet
-    grant_name: str  # str(grant), for the audit row
-
-
-# One indexed read on the driver's cursor (common.sql): the ORM's query building and model
-# instances cost over 20 times this read (bench/broker.py). Only the current token set is
-# decrypted; the original set and the client secret are not read.
-_CACHED_TOKEN_SQL = """
-SELECT g.state, g.token_set, g.account, c.name, c.status
-FROM oauth_grant g JOIN oauth_oauthclient c ON c.id = g.client_id
-WHERE g.id = %s
-"""
-
-
-def grant_cached_token(*, grant_id: int, min_valid_seconds: float = 0) -> CachedToken | None:
-    """The grant's stored tokens when they can be handed out as they are (`tokens_usable`);
-    None when the grant must be refreshed or its trouble reported (the services' slow path).
-    Raises Grant.DoesNotExist for an unknown grant."""
-    row = sql.execute(_CACHED_TOKEN_SQL, [grant_id]).fetchone() if grant_id <= sql.MAX_ID else None
-    if row is None:
-        raise Grant.DoesNotExist(f"No grant {grant_id}.")
-    return cached_token_of(row, min_valid_seconds=min_valid_seconds)
-
-
-def cached_token_of(row: Sequence[Any], *, min_valid_seconds: float) -> CachedToken | None:
-    """`grant_cached_token` of a row read elsewhere: (grant state, sealed token set, grant
-    account, client name, client status)."""
-    state, sealed, account, client_name, client_status = row
-    if state != Grant.State.AUTHORIZED or client_status != OAuthClient.Status.ENABLED or not sealed:
-        return None
-    tokens = TokenSet.from_dict(Sealed(sealed).reveal_json())
-    if not tokens_usable(
-        state=state, client_enabled=True, tokens=tokens, min_valid_seconds=min_valid_seconds
-    ):
-        return None
-    return CachedToken(
-        tokens=tokens, grant_name=Grant.describe(client_name=client_name, account=account)
-    )

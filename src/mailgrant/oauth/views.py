@@ -7,8 +7,8 @@ from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from mailgrant.oauth.errors import AuthorizationFailed
-from mailgrant.oauth.models import PendingAuthorization
+from mailgrant.common.errors import ServiceError
+from mailgrant.oauth.callbacks import completion_for
 from mailgrant.oauth.selectors import authorization_purpose
 from mailgrant.oauth.services.authorization import authorization_complete
 from mailgrant.oauth.session import provider_answer
@@ -21,16 +21,12 @@ def callback(request: HttpRequest, client_id: int) -> HttpResponse:
     line completes in whatever browser signed in (its state is the only key), which then sees a
     plain page."""
     purpose = authorization_purpose(client_id=client_id, state=request.GET.get("state", ""))
-    if purpose == PendingAuthorization.Purpose.LOGIN:
-        # The redirect URI serves sign-ins too (imported here: sso.views imports this module).
-        from mailgrant.sso.views import complete
-
-        return complete(request, client_id)
+    completion = completion_for(purpose=purpose)
+    if completion is not None:  # another app's authorization (a sign-in): its view finishes it
+        return completion(request, client_id)
     try:
-        result = authorization_complete(
-            client_id=client_id, **provider_answer(request), user=request.user
-        )
-    except AuthorizationFailed as exc:
+        result = authorization_complete(client_id=client_id, **provider_answer(request))
+    except ServiceError as exc:
         if not request.user.is_staff:
             return _plain(f"Authorization failed: {exc.message}", status=400)
         messages.error(request, f"Validate failed: {exc.message}")

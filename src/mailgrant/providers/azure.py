@@ -28,4 +28,9 @@ PROVIDER = Provider(
     username_attribute={MAILBOX: "email", USER: "preferred_username"},
     token_endpoint_auth_method="client_secret_post",
     default_tenant="organizations",
+    icon="microsoft",
+    tenant_pins_issuer=True,
+    error_hints={
+        "AADSTS7000222": "The client secret has expired: create a new one at the provider.",
+    },
 )

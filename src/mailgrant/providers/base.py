@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 MAILBOX = "mailbox"
 USER = "user"
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# What every provider's error codes mean for the administrator.
+COMMON_ERROR_HINTS = {"invalid_client": "Check the client ID and secret."}
 
 
 @dataclass(frozen=True)
@@ -28,13 +33,42 @@ class Provider:
     token_endpoint_auth_method: str = "client_secret_basic"
     default_tenant: str = ""
     uses_discovery: bool = False
+    # The sign-in button's icon (static/mailgrant/icons/<icon>.svg) unless the admin picks one.
+    icon: str = "key"
+    # The administrator's next step, by the provider's own error code (AADSTS...) or OAuth's.
+    error_hints: Mapping[str, str] = field(default_factory=dict)
+    # Whether a tenant given as an id pins the issuer: "{tenantid}" in `issuer` becomes it.
+    tenant_pins_issuer: bool = False
+    # A repeated consent may answer without a refresh token while the one held for the same
+    # account still works: keep it.
+    reconsent_keeps_refresh_token: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scopes", MappingProxyType(dict(self.scopes)))
         object.__setattr__(self, "authorize_params", MappingProxyType(dict(self.authorize_params)))
+        hints = {**COMMON_ERROR_HINTS, **self.error_hints}
+        object.__setattr__(self, "error_hints", MappingProxyType(hints))
 
     def default_scopes(self, client_type: str) -> tuple[str, ...]:
         return self.scopes.get(client_type, ())
 
     def extra_authorize_params(self, client_type: str) -> Mapping[str, str]:
         return self.authorize_params.get(client_type, {})
+
+    def error_hint(self, *codes: str | None) -> str:
+        """The hint for the first of `codes` (most specific first) that has one, else ""."""
+        return next((self.error_hints[c] for c in codes if c and c in self.error_hints), "")
+
+    def issuer_for(self, *, issuer: str, tenant: str) -> str:
+        """The ID token's expected issuer for a client of `tenant`."""
+        if self.tenant_pins_issuer and _GUID.fullmatch(tenant):
+            return issuer.replace("{tenantid}", tenant.lower())
+        return issuer
+
+    def issuer_matches(self, *, expected: str, iss: str) -> bool:
+        """Whether an answer's `iss` (RFC 9207) is the expected issuer; "{tenantid}" in it
+        stands for any tenant (the token's own tid is checked with the ID token)."""
+        if "{tenantid}" in expected:
+            prefix, _, suffix = expected.partition("{tenantid}")
+            return iss.startswith(prefix) and iss.endswith(suffix)
+        return iss.rstrip("/") == expected.rstrip("/")

@@ -19,4 +19,8 @@ PROVIDER = Provider(
     authorize_params={MAILBOX: {"access_type": "offline", "prompt": "consent"}},
     username_attribute={MAILBOX: "email", USER: "email"},
     token_endpoint_auth_method="client_secret_post",
+    icon="google",
+    # Google answers a repeated consent without a refresh token unless prompt=consent forced
+    # the consent screen; the one held for the same account still works.
+    reconsent_keeps_refresh_token=True,
 )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 
-# Shipped in static/mailgrant/icons/<name>.svg; the provider's is the default.
+# Shipped in static/mailgrant/icons/<name>.svg; the provider's (Provider.icon) is the default.
 ICONS = ("google", "microsoft", "key", "openid", "building", "lock")
-PROVIDER_ICONS = {"google": "google", "azure": "microsoft"}
 MAX_IMAGE_BYTES = 64 * 1024
 
 # Raster formats only, recognised by their first bytes: an SVG can carry script.

@@ -1,14 +1,60 @@
-"""Reads for the login page."""
+"""Reads: a client's sign-in settings, the login page's buttons."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.templatetags.static import static
 
 from mailgrant.oauth.models import OAuthClient
-from mailgrant.providers import USER
-from mailgrant.sso.icons import ICONS, PROVIDER_ICONS
+from mailgrant.oauth.selectors import oauth_client_public
+from mailgrant.providers import USER, get_provider
+from mailgrant.sso.icons import ICONS
+from mailgrant.sso.models import SignIn
+
+# The sign-in settings on the client's form, as the API and the command line name them.
+SIGN_IN_FIELDS = (
+    "user_data_source",
+    "username_attribute",
+    "user_fields",
+    "user_create_expression",
+    "login_button_caption",
+    "login_button_icon",
+)
+
+
+def sign_in_of(*, client: OAuthClient) -> SignIn:
+    """The client's sign-in settings; the defaults (not saved) when it has none yet."""
+    if client.pk is not None:
+        found = SignIn.objects.filter(client_id=client.pk).first()
+        if found is not None:
+            return found
+    return SignIn(client=client) if client.pk is not None else SignIn()
+
+
+def sign_in_public(*, client: OAuthClient) -> dict[str, Any]:
+    sign_in = sign_in_of(client=client)
+    related = sign_in.related_ldaps.values_list("pk", flat=True) if sign_in.pk else []
+    return {
+        **{name: getattr(sign_in, name) for name in SIGN_IN_FIELDS},
+        "related_ldaps": sorted(related),
+    }
+
+
+def client_public(*, client: OAuthClient) -> dict[str, Any]:
+    """What an administrator may see of a client and its sign-in settings, flat (the API's
+    and the command line's shape)."""
+    public = oauth_client_public(client=client)
+    sign_in = sign_in_public(client=client)
+    # The form's order: the sign-in fields after the endpoints, before the timestamps.
+    head = {
+        k: v
+        for k, v in public.items()
+        if k not in ("has_client_secret", "redirect_uri", "created_at", "updated_at")
+    }
+    tail = {k: public[k] for k in ("has_client_secret", "redirect_uri", "created_at", "updated_at")}
+    return {**head, **sign_in, **tail}
 
 
 @dataclass(frozen=True)
@@ -20,21 +66,29 @@ class LoginButton:
 
 def login_buttons() -> list[LoginButton]:
     """One button per enabled user-type client, in name order."""
-    clients = OAuthClient.objects.filter(type=USER, status=OAuthClient.Status.ENABLED).only(
-        "pk", "name", "provider", "login_button_caption", "login_button_icon", "login_button_image"
-    )
-    return [
-        LoginButton(
-            client_id=client.pk,
-            caption=client.login_button_caption or f"Sign in with {client.name}",
-            icon_url=client.login_button_image or login_icon_url(client=client),
+    clients = OAuthClient.objects.filter(type=USER, status=OAuthClient.Status.ENABLED)
+    settings = {s.client_id: s for s in SignIn.objects.filter(client__in=clients)}
+    buttons = []
+    for client in clients.only("pk", "name", "provider"):
+        sign_in = settings.get(client.pk) or SignIn(client=client)
+        buttons.append(
+            LoginButton(
+                client_id=client.pk,
+                caption=login_button_caption(client=client, sign_in=sign_in),
+                icon_url=sign_in.login_button_image
+                or login_icon_url(client=client, sign_in=sign_in),
+            )
         )
-        for client in clients
-    ]
+    return buttons
 
 
-def login_icon_url(*, client: OAuthClient) -> str:
-    name = client.login_button_icon or PROVIDER_ICONS.get(client.provider, "key")
+def login_button_caption(*, client: OAuthClient, sign_in: SignIn) -> str:
+    return sign_in.login_button_caption or f"Sign in with {client.name}"
+
+
+def login_icon_url(*, client: OAuthClient, sign_in: SignIn) -> str:
+    """The named icon, else the provider's own."""
+    name = sign_in.login_button_icon or get_provider(client.provider).icon
     return static(f"mailgrant/icons/{name if name in ICONS else 'key'}.svg")
 
 

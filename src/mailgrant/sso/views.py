@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from mailgrant.oauth.models import OAuthClient
 from mailgrant.oauth.session import provider_answer, remember_binding
 from mailgrant.sso.selectors import sso_login_client
-from mailgrant.sso.services import LoginRefused, sso_login_complete, sso_login_start
+from mailgrant.sso.services.login import LoginRefused, sso_login_complete, sso_login_start
 
 
 @never_cache

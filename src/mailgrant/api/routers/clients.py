@@ -2,15 +2,14 @@
 
 from typing import Any
 
-from django.db import models
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 from ninja.pagination import paginate
 
 from mailgrant.api.auth import scope
-from mailgrant.api.errors import PEER, ApiError, answers
-from mailgrant.api.inputs import optional_body, request_user
+from mailgrant.api.errors import PEER, answers
+from mailgrant.api.inputs import optional_body, request_actor
 from mailgrant.api.schemas import (
     ClientStatus,
     ClientType,
@@ -25,23 +24,19 @@ from mailgrant.api.schemas import (
     ValidateOut,
     started_authorization_out,
 )
-from mailgrant.directory.models import LdapDirectory
 from mailgrant.oauth.models import Grant, OAuthClient
-from mailgrant.oauth.selectors import grant_list, oauth_client_list, oauth_client_public
+from mailgrant.oauth.selectors import grant_list, oauth_client_list
 from mailgrant.oauth.services.authorization import authorization_start
-from mailgrant.oauth.services.clients import oauth_client_delete, oauth_client_save
+from mailgrant.oauth.services.clients import oauth_client_delete
 from mailgrant.oauth.services.tokens import grant_refresh
+from mailgrant.sso.selectors import client_public
+from mailgrant.sso.services.clients import client_create, client_update
 
 router = Router(tags=["oauth-clients"])
 
 
-def _default(model: type[OAuthClient], field: str) -> Any:
-    found = model._meta.get_field(field)
-    return found.get_default() if isinstance(found, models.Field) else None
-
-
 def _client_out(client: OAuthClient) -> dict[str, Any]:
-    return oauth_client_public(client=client)
+    return client_public(client=client)
 
 
 @router.get("", response=answers({200: list[OAuthClientOut]}), auth=scope("read"))
@@ -59,15 +54,8 @@ def list_clients(
 def create_client(request: HttpRequest, body: OAuthClientCreate) -> Any:
     data = body.model_dump(exclude_none=True)
     secret = data.pop("client_secret", None)
-    directories = _directories(data.pop("related_ldaps", None))
-    if OAuthClient.objects.filter(name=data["name"]).exists():
-        raise ApiError(409, "conflict", f"An OAuth client named {data['name']!r} exists.")
-    client = OAuthClient(**data)
-    client.full_clean(exclude=["client_secret", "metadata"])
-    saved = oauth_client_save(
-        client=client, client_secret=secret, related_ldaps=directories, user=request_user(request)
-    )
-    return Status(201, _client_out(saved))
+    client = client_create(values=data, client_secret=secret, actor=request_actor(request))
+    return Status(201, _client_out(client))
 
 
 @router.get("/{client_id}", response=answers({200: OAuthClientOut}, 404), auth=scope("read"))
@@ -82,42 +70,15 @@ def update_client(request: HttpRequest, client_id: ObjectId, body: OAuthClientPa
     client = get_object_or_404(OAuthClient, pk=client_id)
     data = body.model_dump(exclude_unset=True)
     secret = data.pop("client_secret", None)
-    directories = _directories(data.pop("related_ldaps", None)) if "related_ldaps" in data else None
-    for field, value in data.items():
-        # null clears a field: its default ({} for user fields), never a value of another type
-        setattr(client, field, value if value is not None else _default(OAuthClient, field))
-    if (
-        "name" in data
-        and OAuthClient.objects.filter(name=client.name).exclude(pk=client.pk).exists()
-    ):
-        raise ApiError(409, "conflict", f"An OAuth client named {client.name!r} exists.")
-    client.full_clean(exclude=["client_secret", "metadata"])
-    saved = oauth_client_save(
-        client=client, client_secret=secret, related_ldaps=directories, user=request_user(request)
-    )
-    return _client_out(saved)
-
-
-def _directories(ids: list[int] | None) -> list[LdapDirectory]:
-    """The LDAP directories a client names (null or absent: none); an unknown id is a 400."""
-    wanted = set(ids or ())
-    found = list(LdapDirectory.objects.filter(pk__in=wanted))
-    missing = sorted(wanted - {d.pk for d in found})
-    if missing:
-        message = f"No LDAP directory with id {missing[0]}."
-        raise ApiError(
-            400,
-            "validation_error",
-            f"related_ldaps: {message}",
-            fields=[{"field": "related_ldaps", "message": message}],
-        )
-    return found
+    # null restores a field's default ({} for user fields), never a value of another type.
+    client_update(client=client, values=data, client_secret=secret, actor=request_actor(request))
+    return _client_out(client)
 
 
 @router.delete("/{client_id}", response=answers({204: None}, 404, 409), auth=scope("write"))
 def delete_client(request: HttpRequest, client_id: ObjectId) -> Any:
     client = get_object_or_404(OAuthClient, pk=client_id)
-    oauth_client_delete(client=client, user=request_user(request))
+    oauth_client_delete(client=client, actor=request_actor(request))
     return Status(204, None)
 
 
@@ -137,7 +98,7 @@ def validate_client(request: HttpRequest, client_id: ObjectId) -> Any:
     started = authorization_start(
         client=client,
         purpose="api",
-        user=request_user(request),
+        actor=request_actor(request),
         grant=grant,
         login_hint=body.login_hint if body else "",
     )
@@ -149,7 +110,7 @@ def validate_client(request: HttpRequest, client_id: ObjectId) -> Any:
 )
 def refresh_client(request: HttpRequest, client_id: ObjectId) -> Any:
     grant = get_object_or_404(Grant, client_id=client_id, is_default=True)
-    return grant_refresh(grant=grant, user=request_user(request))
+    return grant_refresh(grant=grant, actor=request_actor(request))
 
 
 @router.get("/{client_id}/grants", response=answers({200: list[GrantOut]}, 404), auth=scope("read"))

@@ -9,7 +9,7 @@ from ninja.pagination import paginate
 
 from mailgrant.api.auth import scope
 from mailgrant.api.errors import PEER, answers
-from mailgrant.api.inputs import optional_body, request_actor, request_user
+from mailgrant.api.inputs import optional_body, request_actor
 from mailgrant.api.schemas import (
     GrantOut,
     ObjectId,
@@ -46,7 +46,6 @@ def broker(
         grant_id=grant_id,
         min_valid_seconds=min_valid_seconds,
         actor=request_actor(request),
-        user=request_user(request),
     )
     response["Cache-Control"] = "no-store"
     return token_body(tokens)
@@ -68,18 +67,18 @@ def get_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     "/{grant_id}/refresh", response=answers({200: GrantOut}, 404, *PEER), auth=scope("write")
 )
 def refresh_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
-    return grant_refresh(grant=get_object_or_404(Grant, pk=grant_id), user=request_user(request))
+    return grant_refresh(grant=get_object_or_404(Grant, pk=grant_id), actor=request_actor(request))
 
 
 @router.post("/{grant_id}/default", response=answers({200: GrantOut}, 404), auth=scope("write"))
 def set_default_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     """Make this grant the one its client uses wherever no grant is named."""
     return grant_set_default(
-        grant=get_object_or_404(Grant, pk=grant_id), user=request_user(request)
+        grant=get_object_or_404(Grant, pk=grant_id), actor=request_actor(request)
     )
 
 
 @router.delete("/{grant_id}", response=answers({204: None}, 404, 409), auth=scope("write"))
 def delete_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
-    grant_delete(grant=get_object_or_404(Grant, pk=grant_id), user=request_user(request))
+    grant_delete(grant=get_object_or_404(Grant, pk=grant_id), actor=request_actor(request))
     return Status(204, None)

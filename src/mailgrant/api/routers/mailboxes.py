@@ -10,8 +10,8 @@ from ninja import Router, Status
 from ninja.pagination import paginate
 
 from mailgrant.api.auth import scope
-from mailgrant.api.errors import PEER, ApiError, answers
-from mailgrant.api.inputs import request_user
+from mailgrant.api.errors import PEER, answers
+from mailgrant.api.inputs import request_actor
 from mailgrant.api.schemas import (
     FetchOut,
     MailboxCreate,
@@ -26,17 +26,18 @@ from mailgrant.api.schemas import (
     ValidateOut,
     started_authorization_out,
 )
+from mailgrant.common.errors import Invalid
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.protocol.compose import Attachment
 from mailgrant.mailboxes.services.fetch import mailbox_fetch
 from mailgrant.mailboxes.services.mailboxes import (
     mailbox_authorize_start,
+    mailbox_create,
     mailbox_delete,
-    mailbox_save,
+    mailbox_update,
 )
 from mailgrant.mailboxes.services.send import mailbox_send, mailbox_send_message
 from mailgrant.mailboxes.services.test import mailbox_test
-from mailgrant.oauth.models import Grant, OAuthClient
 
 router = Router(tags=["mailboxes"])
 
@@ -56,35 +57,6 @@ def _mailbox_out(mailbox: Mailbox) -> dict[str, Any]:
     return data
 
 
-def _referenced(model: type[OAuthClient] | type[Grant], pk: int, field: str) -> Any:
-    """The object a request body points to; a dangling id is bad input (400), not a missing
-    page (404)."""
-    found = model.objects.filter(pk=pk).first()
-    if found is None:
-        message = f"No {model._meta.verbose_name} with id {pk}."
-        raise ApiError(
-            400,
-            "validation_error",
-            f"{field}: {message}",
-            fields=[{"field": field, "message": message}],
-        )
-    return found
-
-
-def _apply_mailbox(mailbox: Mailbox, data: dict[str, Any]) -> str | None:
-    password = data.pop("password", None)
-    if "oauth_client" in data:
-        value = data.pop("oauth_client")
-        mailbox.oauth_client = _referenced(OAuthClient, value, "oauth_client") if value else None
-    if "grant" in data:
-        value = data.pop("grant")
-        mailbox.grant = _referenced(Grant, value, "grant") if value else None
-    for field, value in data.items():
-        setattr(mailbox, field, value)
-    mailbox.full_clean(exclude=["password"])
-    return password
-
-
 @router.get("", response=answers({200: list[MailboxOut]}), auth=scope("read"))
 @paginate(Pagination)
 def list_mailboxes(request: HttpRequest) -> Any:
@@ -94,11 +66,8 @@ def list_mailboxes(request: HttpRequest) -> Any:
 @router.post("", response=answers({201: MailboxOut}, 409), auth=scope("write"))
 def create_mailbox(request: HttpRequest, body: MailboxCreate) -> Any:
     data = body.model_dump(exclude_none=True)
-    if Mailbox.objects.filter(name=data["name"]).exists():
-        raise ApiError(409, "conflict", f"A mailbox named {data['name']!r} exists.")
-    mailbox = Mailbox()
-    password = _apply_mailbox(mailbox, data)
-    saved = mailbox_save(mailbox=mailbox, password=password, user=request_user(request))
+    password = data.pop("password", None)
+    saved = mailbox_create(values=data, password=password, actor=request_actor(request))
     return Status(201, _mailbox_out(saved))
 
 
@@ -111,20 +80,16 @@ def get_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
 def update_mailbox(request: HttpRequest, mailbox_id: ObjectId, body: MailboxPatch) -> Any:
     mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
     data = body.model_dump(exclude_unset=True)
-    if (
-        data.get("name")
-        and Mailbox.objects.filter(name=data["name"]).exclude(pk=mailbox.pk).exists()
-    ):
-        raise ApiError(409, "conflict", f"A mailbox named {data['name']!r} exists.")
-    password = _apply_mailbox(mailbox, data)
-    return _mailbox_out(
-        mailbox_save(mailbox=mailbox, password=password, user=request_user(request))
+    password = data.pop("password", None)
+    updated = mailbox_update(
+        mailbox=mailbox, values=data, password=password, actor=request_actor(request)
     )
+    return _mailbox_out(updated)
 
 
 @router.delete("/{mailbox_id}", response=answers({204: None}, 404, 409), auth=scope("write"))
 def delete_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
-    mailbox_delete(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=request_user(request))
+    mailbox_delete(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), actor=request_actor(request))
     return Status(204, None)
 
 
@@ -135,7 +100,7 @@ def authorize_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     """Validate the mailbox's own account (a grant of its client, its address as login hint);
     completes in any browser, polled like a client's Validate."""
     mailbox = get_object_or_404(Mailbox.objects.select_related("grant"), pk=mailbox_id)
-    started = mailbox_authorize_start(mailbox=mailbox, user=request_user(request), purpose="api")
+    started = mailbox_authorize_start(mailbox=mailbox, actor=request_actor(request), purpose="api")
     return Status(201, started_authorization_out(started))
 
 
@@ -144,7 +109,7 @@ def authorize_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
 )
 def test_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     result = mailbox_test(
-        mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=request_user(request)
+        mailbox=get_object_or_404(Mailbox, pk=mailbox_id), actor=request_actor(request)
     )
     return {
         **result.__dict__,
@@ -158,7 +123,7 @@ def test_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
 )
 def fetch_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     return mailbox_fetch(
-        mailbox=get_object_or_404(Mailbox, pk=mailbox_id), user=request_user(request)
+        mailbox=get_object_or_404(Mailbox, pk=mailbox_id), actor=request_actor(request)
     )
 
 
@@ -180,37 +145,18 @@ def list_messages(request: HttpRequest, mailbox_id: ObjectId) -> Any:
 def send_mailbox(request: HttpRequest, mailbox_id: ObjectId, body: SendIn) -> Any:
     mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
     if body.raw:
-        try:
-            raw = base64.b64decode(body.raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise ApiError(
-                400,
-                "validation_error",
-                "raw: not base64",
-                fields=[{"field": "raw", "message": "base64 expected"}],
-            ) from None
         result = mailbox_send(
             mailbox=mailbox,
             recipients=[*body.to, *body.cc, *body.bcc],
-            raw=raw,
+            raw=_base64("raw", body.raw),
             sender=body.sender,
-            user=request_user(request),
+            actor=request_actor(request),
         )
     else:
-        try:
-            attachments = [
-                Attachment(
-                    a.filename, base64.b64decode(a.content_base64, validate=True), a.content_type
-                )
-                for a in body.attachments
-            ]
-        except (binascii.Error, ValueError):
-            raise ApiError(
-                400,
-                "validation_error",
-                "attachments: not base64",
-                fields=[{"field": "attachments", "message": "base64 expected"}],
-            ) from None
+        attachments = [
+            Attachment(a.filename, _base64("attachments", a.content_base64), a.content_type)
+            for a in body.attachments
+        ]
         result = mailbox_send_message(
             mailbox=mailbox,
             to=body.to,
@@ -221,6 +167,13 @@ def send_mailbox(request: HttpRequest, mailbox_id: ObjectId, body: SendIn) -> An
             html=body.html,
             attachments=attachments,
             sender=body.sender,
-            user=request_user(request),
+            actor=request_actor(request),
         )
     return {"accepted": result.accepted, "refused": result.refused, "reply": result.reply}
+
+
+def _base64(field: str, text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Invalid({field: "base64 expected"}) from None

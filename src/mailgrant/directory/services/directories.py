@@ -8,10 +8,11 @@ from typing import Any
 
 from django.db import transaction
 
-from mailgrant.common.audit import actor_for, audit_record
+from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.crypto import VaultError
+from mailgrant.common.errors import Conflict, Invalid
+from mailgrant.common.validation import model_errors
 from mailgrant.directory import ldap
-from mailgrant.directory.errors import DirectoryInvalid
 from mailgrant.directory.models import LdapDirectory
 from mailgrant.directory.selectors import (
     USER_FIELDS,
@@ -67,14 +68,18 @@ def _attribute_map_error(mapping: Any) -> str:
 
 
 def ldap_directory_save(
-    *, directory: LdapDirectory, bind_password: str | None = None, user: Any = None
+    *, directory: LdapDirectory, bind_password: str | None = None, actor: Actor = SYSTEM
 ) -> LdapDirectory:
     """Create or update `directory`; a non-empty `bind_password` replaces the stored one."""
-    errors = ldap_directory_check(directory=directory)
+    taken = LdapDirectory.objects.filter(name=directory.name).exclude(pk=directory.pk)
+    if directory.name and taken.exists():
+        raise Conflict(f"A directory named {directory.name!r} exists.")
+    errors = model_errors(directory, exclude=["bind_password"])
+    errors.update(ldap_directory_check(directory=directory))
     if directory.bind_dn and not (bind_password or directory.bind_password):
         errors["bind_password"] = "A bind DN needs its password."
     if errors:
-        raise DirectoryInvalid(errors)
+        raise Invalid(errors)
     directory.user_filter = ldap.normalize_filter(directory.user_filter)
     directory.disabled_filter = ldap.normalize_filter(directory.disabled_filter)
     replaced = bool(bind_password) and directory.pk is not None
@@ -86,21 +91,20 @@ def ldap_directory_save(
     with transaction.atomic():
         directory.save()
         audit_record(
-            actor=actor_for(user),
-            user=user,
+            actor=actor,
             target=directory,
-            action="ldap_directory.created" if creating else "ldap_directory.updated",
+            action=AuditAction.LDAP_DIRECTORY_CREATED
+            if creating
+            else AuditAction.LDAP_DIRECTORY_UPDATED,
             message="bind password replaced" if replaced else "",
         )
     return directory
 
 
-def ldap_directory_delete(*, directory: LdapDirectory, user: Any = None) -> None:
+def ldap_directory_delete(*, directory: LdapDirectory, actor: Actor = SYSTEM) -> None:
     """The directory and its account links go; the users it imported stay (inactive ones too)."""
     with transaction.atomic():
-        audit_record(
-            actor=actor_for(user), user=user, target=directory, action="ldap_directory.deleted"
-        )
+        audit_record(actor=actor, target=directory, action=AuditAction.LDAP_DIRECTORY_DELETED)
         directory.delete()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from mailgrant.common.audit import audit_record
+from mailgrant.common.audit import SSO, Actor, AuditAction, audit_record
 from mailgrant.common.crypto import VaultError
 from mailgrant.directory import ldap
 from mailgrant.directory.errors import DirectoryUserDisabled
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def _refresh_account(
-    *, directory: LdapDirectory, entry: ldap.DirectoryEntry, mapping: dict[str, str], actor: str
+    *, directory: LdapDirectory, entry: ldap.DirectoryEntry, mapping: dict[str, str], actor: Actor
 ) -> tuple[str, DirectoryAccount | None]:
     """Create or update the one account of `entry`, as a sync would; audited when it changed."""
     values = entry_user_values(entry, mapping)
@@ -53,10 +53,9 @@ def _refresh_account(
             DirectoryAccount.objects.filter(pk=account.pk).update(synced_at=now)
         if outcome in {"created", "updated", "disabled"} and account is not None:
             audit_record(
-                actor=actor,
-                user=account.user,
+                actor=Actor(name=actor.name, user=account.user),
                 target=account,
-                action=f"directory_account.{outcome}",
+                action=AuditAction(f"directory_account.{outcome}"),
                 message="read from the directory at sign-in",
             )
     if outcome == "conflict":
@@ -112,9 +111,7 @@ def directory_account_for_login(
                 _disable_vanished(directory=directory, username=username)
                 raise DirectoryUserDisabled(directory=directory.name, username=username)
             continue
-        _, account = _refresh_account(
-            directory=directory, entry=entry, mapping=mapping, actor="sso"
-        )
+        _, account = _refresh_account(directory=directory, entry=entry, mapping=mapping, actor=SSO)
         if entry.disabled:
             raise DirectoryUserDisabled(directory=directory.name, username=username)
         if account is not None:
@@ -146,10 +143,9 @@ def _disable_vanished(*, directory: LdapDirectory, username: str) -> None:
     with transaction.atomic():
         directory_account_disable(account, timezone.now())
         audit_record(
-            actor="sso",
-            user=account.user,
+            actor=Actor(name=SSO.name, user=account.user),
             target=account,
-            action="directory_account.disabled",
+            action=AuditAction.DIRECTORY_ACCOUNT_DISABLED,
             message="no longer in the directory at sign-in",
         )
 
@@ -185,7 +181,7 @@ def directory_password_login(*, username: str, password: str) -> Any:
             )
             continue
         _, account = _refresh_account(
-            directory=directory, entry=entry, mapping=mapping, actor="login"
+            directory=directory, entry=entry, mapping=mapping, actor=Actor("login")
         )
         if entry.disabled:
             raise DirectoryUserDisabled(directory=directory.name, username=username)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from mailgrant.common.audit import actor_for, audit_record
+from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.crypto import VaultError
 from mailgrant.directory import ldap
 from mailgrant.directory.models import DirectoryAccount, LdapDirectory
@@ -66,9 +65,7 @@ class SyncResult:
         return f"{self.summary}; conflicts: {named}" + (f" and {more} more" if more > 0 else "")
 
 
-def ldap_directory_sync(
-    *, directory: LdapDirectory, actor: str = "system", user: Any = None
-) -> SyncResult:
+def ldap_directory_sync(*, directory: LdapDirectory, actor: Actor = SYSTEM) -> SyncResult:
     """Import the directory's people: create and update their users, disable the ones it no
     longer lists or marks disabled. A failure (server down, bind refused, bad base DN or filter)
     changes no user: it is the result's error, the directory's last_error and an audit row."""
@@ -85,7 +82,7 @@ def ldap_directory_sync(
         )
     except (ldap.LdapError, VaultError) as exc:
         result.ok, result.error = False, directory_failure_text(exc)
-        _record_failure(directory=directory, result=result, actor=actor, user=user)
+        _record_failure(directory=directory, result=result, actor=actor)
         return result
 
     now = timezone.now()
@@ -101,10 +98,9 @@ def ldap_directory_sync(
             last_sync_at=now, last_sync_summary=result.summary, last_error=""
         )
         audit_record(
-            actor=actor if user is None else actor_for(user),
-            user=user,
+            actor=actor,
             target=directory,
-            action="ldap_directory.synced",
+            action=AuditAction.LDAP_DIRECTORY_SYNCED,
             outcome="ok",
             message=result.details,
         )
@@ -158,17 +154,16 @@ def _apply_entries(
         DirectoryAccount.objects.filter(pk__in=seen_ids[start : start + 500]).update(synced_at=now)
 
 
-def _record_failure(*, directory: LdapDirectory, result: SyncResult, actor: str, user: Any) -> None:
+def _record_failure(*, directory: LdapDirectory, result: SyncResult, actor: Actor) -> None:
     now = timezone.now()
     with transaction.atomic():
         LdapDirectory.objects.filter(pk=directory.pk).update(
             last_sync_at=now, last_sync_summary=result.summary, last_error=result.error
         )
         audit_record(
-            actor=actor if user is None else actor_for(user),
-            user=user,
+            actor=actor,
             target=directory,
-            action="ldap_directory.sync_failed",
+            action=AuditAction.LDAP_DIRECTORY_SYNC_FAILED,
             outcome="failed",
             message=result.error,
         )

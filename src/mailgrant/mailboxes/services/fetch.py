@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from mailgrant.common.audit import actor_for, audit_record
-from mailgrant.mailboxes.errors import MailboxError
+from mailgrant.common.audit import SYSTEM, WORKER, Actor, AuditAction, audit_record
+from mailgrant.common.errors import NeedsAdmin, ServiceError
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.protocol.imap import ImapClient, ServerMessage
 from mailgrant.mailboxes.protocol.pop3 import Pop3Client
@@ -30,7 +30,6 @@ from mailgrant.mailboxes.services.login import (
     with_mailbox_login,
 )
 from mailgrant.mailboxes.store import envelope, message_path, store_root, sync, write_message
-from mailgrant.oauth.errors import GrantUnusable
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +51,13 @@ class FetchResult:
 
 
 def mailbox_fetch(
-    *, mailbox: Mailbox, user: Any = None, progress: Callable[[int, int], None] | None = None
+    *, mailbox: Mailbox, actor: Actor = SYSTEM, progress: Callable[[int, int], None] | None = None
 ) -> FetchResult:
     """Fetch new messages into the store; a message's post-fetch action runs on the server only
     after it is stored and committed here. Records the outcome on the mailbox."""
     now = timezone.now()
     if mailbox.direction != Mailbox.Direction.INCOMING:
-        raise MailboxError("Only incoming mailboxes fetch.", kind="config")
+        raise NeedsAdmin("Only incoming mailboxes fetch.", code="config")
     try:
         if mailbox.protocol == Mailbox.Protocol.IMAP:
             result = with_mailbox_login(
@@ -68,16 +67,16 @@ def mailbox_fetch(
             result = with_mailbox_login(
                 mailbox=mailbox, work=lambda login: _fetch_pop3(mailbox, login, progress)
             )
-    except (MailError, GrantUnusable, MailboxError) as exc:
+    except (MailError, ServiceError) as exc:
         error = mailbox_error_of(exc)
-        _record_outcome(mailbox, now, error=error.message, user=user)
+        _record_outcome(mailbox, now, error=error.message, actor=actor)
         raise error from None
-    _record_outcome(mailbox, now, error="", user=user, result=result)
+    _record_outcome(mailbox, now, error="", actor=actor, result=result)
     return result
 
 
 def _record_outcome(
-    mailbox: Mailbox, started: Any, *, error: str, user: Any, result: FetchResult | None = None
+    mailbox: Mailbox, started: Any, *, error: str, actor: Actor, result: FetchResult | None = None
 ) -> None:
     fields = {
         "last_fetch_at": started,
@@ -90,12 +89,11 @@ def _record_outcome(
         Mailbox.objects.filter(pk=mailbox.pk).update(**fields)
         for key, value in fields.items():
             setattr(mailbox, key, value)
-        if error or user is not None or (result and result.fetched):
+        if error or actor not in (SYSTEM, WORKER) or (result and result.fetched):
             audit_record(
-                actor=actor_for(user),
-                user=user,
+                actor=actor,
                 target=mailbox,
-                action="mailbox.fetched",
+                action=AuditAction.MAILBOX_FETCHED,
                 outcome="failed" if error else "ok",
                 message=error or f"{result.fetched if result else 0} new message(s)",
             )
@@ -217,21 +215,8 @@ class _Row:
     values: tuple[Any, ...]
 
 
-_INSERT_COLUMNS = (
-    "mailbox_id",
-    "folder",
-    "uidvalidity",
-    "uid",
-    "message_id",
-    "sender",
-    "recipients",
-    "subject",
-    "date",
-    "size",
-    "path",
-    "fetched_at",
-    "post_action_done",
-)
+# A row's values (_stored_row) follow the model's field order; the columns are read from it.
+_INSERT_COLUMNS = tuple(str(f.column) for f in Message._meta.concrete_fields if not f.primary_key)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from typing import TypeVar
 
 from django.conf import settings
 
+from mailgrant.common.errors import NeedsAdmin, PeerFailed, ServiceError
 from mailgrant.common.fields import reveal
-from mailgrant.mailboxes.errors import MailboxError
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol import sasl
 from mailgrant.mailboxes.protocol.transport import (
@@ -20,10 +20,8 @@ from mailgrant.mailboxes.protocol.transport import (
     MailError,
     PasswordLogin,
     TokenLogin,
-    Transcript,
 )
 from mailgrant.mailboxes.selectors import mailbox_grant
-from mailgrant.oauth.errors import GrantUnusable
 from mailgrant.oauth.models import Grant
 from mailgrant.oauth.services.tokens import access_token_for, grant_refresh
 
@@ -45,21 +43,21 @@ def mailbox_endpoint(*, mailbox: Mailbox) -> Endpoint:
 def _login(mailbox: Mailbox) -> tuple[Login, Grant | None]:
     if mailbox.auth_method == Mailbox.AuthMethod.PASSWORD:
         if not mailbox.password:
-            raise MailboxError("This mailbox has no password stored.", kind="config")
+            raise NeedsAdmin("This mailbox has no password stored.", code="config")
         return PasswordLogin(mailbox.login_username, reveal(mailbox.password)), None
     client = mailbox.oauth_client
     if client is None:
-        raise MailboxError("Choose the OAuth client this mailbox logs in with.", kind="config")
+        raise NeedsAdmin("Choose the OAuth client this mailbox logs in with.", code="config")
     if not client.is_enabled:
-        raise MailboxError(
+        raise NeedsAdmin(
             f"OAuth client {client.name} is disabled: nothing was fetched or sent.",
-            kind="client_disabled",
+            code="client_disabled",
         )
     grant = mailbox_grant(mailbox=mailbox)
     if grant is None:
-        raise MailboxError(
+        raise NeedsAdmin(
             f"OAuth client {client.name} is not authorized yet: press Authorize.",
-            kind="not_authorized",
+            code="not_authorized",
         )
     mechanism = sasl.MECHANISMS[mailbox.sasl_mechanism]
     return TokenLogin(
@@ -88,14 +86,13 @@ def with_mailbox_login(
         return work(login)
 
 
-def mailbox_error_of(exc: Exception, *, transcript: Transcript | None = None) -> MailboxError:
-    if isinstance(exc, MailboxError):
+def mailbox_error_of(exc: Exception) -> ServiceError:
+    """The service error of what a mail server (or the grant behind the login) answered: a
+    refused login with the server's details, a server that is down or busy as transient."""
+    if isinstance(exc, ServiceError):
         return exc
-    text = str(transcript) if transcript else ""
     if isinstance(exc, AuthRefused):
-        return MailboxError(exc.message, kind="auth", transcript=text, details=exc.details)
+        return PeerFailed(exc.message, code="auth", transient=exc.transient, details=exc.details)
     if isinstance(exc, MailError):
-        return MailboxError(exc.message, kind=exc.kind, transcript=text)
-    if isinstance(exc, GrantUnusable):
-        return MailboxError(exc.message, kind=exc.code, transcript=text)
+        return PeerFailed(exc.message, code=exc.kind, transient=exc.transient)
     raise exc

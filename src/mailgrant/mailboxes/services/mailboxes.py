@@ -1,16 +1,62 @@
-"""Mailboxes: checked, saved, deleted, and their own account authorized."""
+"""Mailboxes: created and updated from plain values (every rule here, whichever entry point
+asks), deleted, and their own account authorized."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
 
-from mailgrant.common.audit import actor_for, audit_record
-from mailgrant.mailboxes.errors import MailboxError, MailboxInvalid
+from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
+from mailgrant.common.errors import Conflict, Invalid, NeedsAdmin
+from mailgrant.common.validation import model_errors
 from mailgrant.mailboxes.models import Mailbox
-from mailgrant.oauth.models import Grant
+from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.services.authorization import StartedAuthorization, authorization_start
+from mailgrant.oauth.services.grants import grant_create
+
+# The usual port of each protocol and security, used when none is given.
+DEFAULT_PORTS = {
+    ("imap", "ssl"): 993,
+    ("imap", "starttls"): 143,
+    ("imap", "none"): 143,
+    ("pop3", "ssl"): 995,
+    ("pop3", "starttls"): 110,
+    ("pop3", "none"): 110,
+    ("smtp", "ssl"): 465,
+    ("smtp", "starttls"): 587,
+    ("smtp", "none"): 25,
+}
+# What a mailbox is made of, as the API, the command line and the admin give it.
+MAILBOX_FIELDS = (
+    "name",
+    "direction",
+    "protocol",
+    "host",
+    "port",
+    "security",
+    "username",
+    "auth_method",
+    "oauth_client",
+    "grant",
+    "sasl_mechanism",
+    "smtp_username",
+    "folder",
+    "post_fetch_action",
+    "enabled",
+    "poll_interval",
+)
+
+
+def mailbox_defaults(*, mailbox: Mailbox) -> None:
+    """Fill what was left empty: the direction from the protocol (SMTP sends, the others
+    fetch), the port from the protocol and security."""
+    if not mailbox.direction and mailbox.protocol:
+        smtp = mailbox.protocol == Mailbox.Protocol.SMTP
+        mailbox.direction = Mailbox.Direction.OUTGOING if smtp else Mailbox.Direction.INCOMING
+    if not mailbox.port and (mailbox.protocol, mailbox.security) in DEFAULT_PORTS:
+        mailbox.port = DEFAULT_PORTS[(mailbox.protocol, mailbox.security)]
 
 
 def mailbox_check(*, mailbox: Mailbox, password: str | None = None) -> dict[str, str]:
@@ -34,52 +80,128 @@ def mailbox_check(*, mailbox: Mailbox, password: str | None = None) -> dict[str,
     return errors
 
 
-def mailbox_save(*, mailbox: Mailbox, password: str | None = None, user: Any = None) -> Mailbox:
-    """Create or update `mailbox`; a non-empty `password` replaces the stored one."""
-    errors = mailbox_check(mailbox=mailbox, password=password)
+def mailbox_errors(*, mailbox: Mailbox, password: str | None = None) -> dict[str, str]:
+    """Every field error of `mailbox` once its defaults are filled: the model's own rules
+    (lengths, choices, a taken name) and how the fields go together."""
+    mailbox_defaults(mailbox=mailbox)
+    errors = model_errors(mailbox, exclude=["password"])
+    for field, problem in mailbox_check(mailbox=mailbox, password=password).items():
+        errors.setdefault(field, problem)
+    return errors
+
+
+def mailbox_create(
+    *, values: Mapping[str, Any], password: str | None = None, actor: Actor = SYSTEM
+) -> Mailbox:
+    """A new mailbox from `values` (MAILBOX_FIELDS; the OAuth client and grant by id, or the
+    client by name); what is not given takes its default."""
+    mailbox = Mailbox(direction="", port=None)  # type: ignore[misc]  # filled by the defaults
+    _apply(mailbox=mailbox, values=values)
+    return mailbox_save(mailbox=mailbox, password=password, actor=actor)
+
+
+def mailbox_update(
+    *,
+    mailbox: Mailbox,
+    values: Mapping[str, Any],
+    password: str | None = None,
+    actor: Actor = SYSTEM,
+) -> Mailbox:
+    """Change the fields given in `values`; the others stay."""
+    _apply(mailbox=mailbox, values=values)
+    return mailbox_save(mailbox=mailbox, password=password, actor=actor)
+
+
+def _apply(*, mailbox: Mailbox, values: Mapping[str, Any]) -> None:
+    unknown = sorted(set(values) - set(MAILBOX_FIELDS))
+    if unknown:
+        raise Invalid(dict.fromkeys(unknown, "not a field of a mailbox"))
+    for field, value in values.items():
+        if field == "oauth_client":
+            mailbox.oauth_client = _referenced(OAuthClient, field, value)
+        elif field == "grant":
+            mailbox.grant = _referenced(Grant, field, value)
+        else:
+            setattr(mailbox, field, value)
+
+
+def _referenced(model: type[OAuthClient] | type[Grant], field: str, value: Any) -> Any:
+    """The object `value` names (an id, or a client's name); None for none; a dangling
+    reference is bad input naming the field."""
+    if value in (None, ""):
+        return None
+    found: OAuthClient | Grant | None
+    by_name = isinstance(value, str) and not value.isdigit()
+    if by_name and model is OAuthClient:
+        found = OAuthClient.objects.filter(name=value).first()
+        what = f"named {value!r}"
+    else:
+        try:
+            key = int(value)
+        except (TypeError, ValueError):
+            raise Invalid(
+                {field: f"expected a {model._meta.verbose_name} id, not {value!r}"}
+            ) from None
+        found = model.objects.filter(pk=key).first()
+        what = str(key)
+    if found is None:
+        raise Invalid({field: f"No {model._meta.verbose_name} {what}."})
+    return found
+
+
+def mailbox_save(
+    *, mailbox: Mailbox, password: str | None = None, actor: Actor = SYSTEM
+) -> Mailbox:
+    """Create or update `mailbox` as it stands; a non-empty `password` replaces the stored
+    one. Its defaults are filled and every rule checked first."""
+    taken = Mailbox.objects.filter(name=mailbox.name).exclude(pk=mailbox.pk)
+    if mailbox.name and taken.exists():
+        raise Conflict(f"A mailbox named {mailbox.name!r} exists already.")
+    errors = mailbox_errors(mailbox=mailbox, password=password)
     if errors:
-        raise MailboxInvalid(errors)
+        raise Invalid(errors)
     if password:
         mailbox.password = password  # type: ignore[assignment]  # sealed on save
     creating = mailbox.pk is None
     with transaction.atomic():
         mailbox.save()
         audit_record(
-            actor=actor_for(user),
-            user=user,
+            actor=actor,
             target=mailbox,
-            action="mailbox.created" if creating else "mailbox.updated",
+            action=AuditAction.MAILBOX_CREATED if creating else AuditAction.MAILBOX_UPDATED,
         )
     return mailbox
 
 
-def mailbox_delete(*, mailbox: Mailbox, user: Any = None) -> None:
+def mailbox_delete(*, mailbox: Mailbox, actor: Actor = SYSTEM) -> None:
     """Delete `mailbox` and its message index; the message files stay in the store."""
     with transaction.atomic():
-        audit_record(actor=actor_for(user), user=user, target=mailbox, action="mailbox.deleted")
+        audit_record(actor=actor, target=mailbox, action=AuditAction.MAILBOX_DELETED)
         mailbox.delete()
 
 
 def mailbox_authorize_start(
-    *, mailbox: Mailbox, user: Any = None, return_url: str = "", purpose: str = "validate"
+    *, mailbox: Mailbox, actor: Actor = SYSTEM, return_url: str = "", purpose: str = "validate"
 ) -> StartedAuthorization:
     """Validate this mailbox's own account: a grant of its OAuth client, created when the
     mailbox has none yet, with the mailbox address as login hint. `purpose` as for
-    authorization_start ("api" or "cli" for a start outside a browser session)."""
+    authorization_start ("api" or "cli" for a start outside a browser session). A refused
+    start leaves nothing behind."""
     client = mailbox.oauth_client
     if client is None:
-        raise MailboxError("Choose the OAuth client this mailbox logs in with.", kind="config")
+        raise NeedsAdmin("Choose the OAuth client this mailbox logs in with.", code="config")
     with transaction.atomic():
         grant = mailbox.grant
         if grant is None:
-            grant = Grant.objects.create(client=client, account=mailbox.login_username)
+            grant = grant_create(client=client, account=mailbox.login_username, actor=actor)
             Mailbox.objects.filter(pk=mailbox.pk).update(grant=grant)
-            mailbox.grant = grant
-    return authorization_start(
-        client=client,
-        purpose=purpose,
-        user=user,
-        grant=grant,
-        login_hint=mailbox.login_username,
-        return_url=return_url,
-    )
+        started = authorization_start(
+            client=client,
+            purpose=purpose,
+            actor=actor,
+            grant=grant,
+            login_hint=mailbox.login_username,
+            return_url=return_url,
+        )
+    mailbox.grant = grant
+    return started

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from django.db import transaction
 
-from mailgrant.common.audit import actor_for, audit_record
-from mailgrant.mailboxes.errors import MailboxError, MailboxInvalid
+from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
+from mailgrant.common.errors import Invalid, NeedsAdmin, ServiceError
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.compose import (
     AddressInvalid,
@@ -26,7 +25,6 @@ from mailgrant.mailboxes.services.login import (
     mailbox_error_of,
     with_mailbox_login,
 )
-from mailgrant.oauth.errors import GrantUnusable
 
 
 def mailbox_send(
@@ -35,19 +33,19 @@ def mailbox_send(
     recipients: Sequence[str],
     raw: bytes,
     sender: str | None = None,
-    user: Any = None,
+    actor: Actor = SYSTEM,
 ) -> SendResult:
     """Send raw RFC 822 bytes to `recipients` (envelope: To, Cc and Bcc alike)."""
     if mailbox.protocol != Mailbox.Protocol.SMTP:
-        raise MailboxError("Only outgoing (SMTP) mailboxes send.", kind="config")
+        raise NeedsAdmin("Only outgoing (SMTP) mailboxes send.", code="config")
     if not recipients:
-        raise MailboxError("A message needs at least one recipient.", kind="invalid")
+        raise Invalid({"recipients": "A message needs at least one recipient."})
     try:
         check_addresses("recipients", recipients)
         if sender:
             check_addresses("sender", [sender])
     except AddressInvalid as exc:
-        raise MailboxInvalid({exc.field: exc.message}) from None
+        raise Invalid({exc.field: exc.message}) from None
     envelope_from = sender or mailbox.username
 
     def attempt(login: Login) -> SendResult:
@@ -56,24 +54,22 @@ def mailbox_send(
 
     try:
         result = with_mailbox_login(mailbox=mailbox, work=attempt)
-    except (MailError, GrantUnusable, MailboxError) as exc:
+    except (MailError, ServiceError) as exc:
         error = mailbox_error_of(exc)
         with transaction.atomic():
             audit_record(
-                actor=actor_for(user),
-                user=user,
+                actor=actor,
                 target=mailbox,
-                action="mailbox.sent",
+                action=AuditAction.MAILBOX_SENT,
                 outcome="failed",
                 message=error.message,
             )
         raise error from None
     with transaction.atomic():
         audit_record(
-            actor=actor_for(user),
-            user=user,
+            actor=actor,
             target=mailbox,
-            action="mailbox.sent",
+            action=AuditAction.MAILBOX_SENT,
             message=f"to {len(result.accepted)} recipient(s): {result.reply}",
         )
     return result
@@ -90,7 +86,7 @@ def mailbox_send_message(
     html: str = "",
     attachments: Sequence[Attachment] = (),
     sender: str | None = None,
-    user: Any = None,
+    actor: Actor = SYSTEM,
 ) -> SendResult:
     """Compose a message from its parts (From: `sender`, else the mailbox's address) and send
     it to To, Cc and Bcc alike; Bcc is in the envelope only."""
@@ -105,11 +101,11 @@ def mailbox_send_message(
             attachments=attachments,
         )
     except AddressInvalid as exc:
-        raise MailboxInvalid({exc.field: exc.message}) from None
+        raise Invalid({exc.field: exc.message}) from None
     return mailbox_send(
         mailbox=mailbox,
         recipients=[*to, *cc, *bcc],
         raw=message.as_bytes(),
         sender=sender,
-        user=user,
+        actor=actor,
     )

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.db import transaction
 
-from mailgrant.common.audit import actor_for, audit_record
-from mailgrant.mailboxes.errors import MailboxError
+from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
+from mailgrant.common.errors import ServiceError
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.imap import ImapClient
 from mailgrant.mailboxes.protocol.pop3 import Pop3Client
@@ -24,7 +24,6 @@ from mailgrant.mailboxes.services.login import (
     mailbox_error_of,
     with_mailbox_login,
 )
-from mailgrant.oauth.errors import GrantUnusable
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ class TestResult:
     refreshed: bool = False
 
 
-def mailbox_test(*, mailbox: Mailbox, user: Any = None) -> TestResult:
+def mailbox_test(*, mailbox: Mailbox, actor: Actor = SYSTEM) -> TestResult:
     """Connect, log in and (incoming) open the folder; report the masked transcript."""
     transcript = Transcript()
     refreshed = False
@@ -78,8 +77,8 @@ def mailbox_test(*, mailbox: Mailbox, user: Any = None) -> TestResult:
         result = with_mailbox_login(mailbox=mailbox, work=attempt, on_refresh=mark_refreshed)
         result.refreshed = refreshed
         result.transcript = str(transcript)
-    except (MailError, GrantUnusable, MailboxError) as exc:
-        error = mailbox_error_of(exc, transcript=transcript)
+    except (MailError, ServiceError) as exc:
+        error = mailbox_error_of(exc)
         result = TestResult(
             ok=False,
             message=error.message,
@@ -89,10 +88,9 @@ def mailbox_test(*, mailbox: Mailbox, user: Any = None) -> TestResult:
         )
     with transaction.atomic():
         audit_record(
-            actor=actor_for(user),
-            user=user,
+            actor=actor,
             target=mailbox,
-            action="mailbox.tested",
+            action=AuditAction.MAILBOX_TESTED,
             outcome="ok" if result.ok else "failed",
             message=result.message,
         )

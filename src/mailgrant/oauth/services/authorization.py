@@ -18,9 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from mailgrant.common.audit import actor_for, audit_record
+from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
+from mailgrant.common.errors import Invalid, NeedsAdmin, PeerFailed, Refused, ServiceError
 from mailgrant.oauth import protocol
-from mailgrant.oauth.errors import AuthorizationFailed
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.oauth.protocol import ProviderError, TokenSet
 from mailgrant.oauth.selectors import (
@@ -31,6 +31,7 @@ from mailgrant.oauth.selectors import (
     oauth_client_http,
     oauth_client_redirect_uri,
 )
+from mailgrant.providers import get_provider
 
 log = logging.getLogger(__name__)
 
@@ -66,22 +67,22 @@ def authorization_start(
     *,
     client: OAuthClient,
     purpose: str,
-    user: Any = None,
+    actor: Actor = SYSTEM,
     grant: Grant | None = None,
     login_hint: str = "",
     return_url: str = "",
 ) -> StartedAuthorization:
     """Build the provider's authorize URL and remember what the callback must check."""
     if not client.is_enabled:
-        raise AuthorizationFailed(
+        raise NeedsAdmin(
             "This client is disabled: enable it before validating.", code="client_disabled"
         )
     if grant is not None and grant.client_id != client.pk:
-        raise AuthorizationFailed("That grant belongs to another client.")
+        raise Invalid({"grant": "That grant belongs to another client."})
     try:
         endpoints = oauth_client_endpoints(client=client)
     except EndpointsMissing as exc:
-        raise AuthorizationFailed(str(exc), code="endpoints_missing") from None
+        raise NeedsAdmin(str(exc), code="endpoints_missing") from None
     request = protocol.new_authorization(
         authorize_url=endpoints.authorize_url,
         client_id=client.client_id,
@@ -103,7 +104,8 @@ def authorization_start(
             client=client,
             grant=grant,
             purpose=purpose,
-            user=user if getattr(user, "pk", None) else None,
+            user=actor.user if actor.user_id else None,
+            started_by=actor.name[:200],
             code_verifier=request.code_verifier,
             nonce=request.nonce or "",
             redirect_uri=oauth_client_redirect_uri(client=client),
@@ -114,9 +116,7 @@ def authorization_start(
             expected_account=login_hint,
             expires_at=now + timedelta(seconds=settings.MAILGRANT_AUTHORIZATION_TTL),
         )
-        audit_record(
-            actor=actor_for(user), user=user, target=client, action="oauth_client.validate_started"
-        )
+        audit_record(actor=actor, target=client, action=AuditAction.OAUTH_CLIENT_VALIDATE_STARTED)
     return StartedAuthorization(url=request.url, binding=binding, pending=pending)
 
 
@@ -129,9 +129,9 @@ def authorization_complete(
     error: str = "",
     error_description: str = "",
     iss: str | None = None,
-    user: Any = None,
 ) -> Authorized:
-    """Finish a Validate from the provider's redirect. Nothing changes unless it all checks out."""
+    """Finish a Validate from the provider's redirect. Nothing changes unless it all checks out;
+    the audit rows name whoever started it (the redirect may land in any browser)."""
     pending = authorization_consume(client_id=client_id, state=state, bindings=bindings)
     try:
         result = _authorization_finish(
@@ -141,16 +141,15 @@ def authorization_complete(
             error_description=error_description,
             iss=iss,
         )
-    except AuthorizationFailed as exc:
+    except ServiceError as exc:
         with transaction.atomic():
             PendingAuthorization.objects.filter(pk=pending.pk).update(
                 outcome=PendingAuthorization.Outcome.FAILED, message=exc.message
             )
             audit_record(
-                actor=actor_for(user or pending.user),
-                user=user or pending.user,
+                actor=_started_by(pending),
                 target=pending.client,
-                action="oauth_client.validate_failed",
+                action=AuditAction.OAUTH_CLIENT_VALIDATE_FAILED,
                 outcome="failed",
                 message=exc.message,
             )
@@ -162,7 +161,7 @@ def authorization_consume(
     *, client_id: int, state: str, bindings: Collection[str]
 ) -> PendingAuthorization:
     if not state:
-        raise AuthorizationFailed(
+        raise Refused(
             "The provider's answer carries no state, so it cannot be matched to a Validate "
             "started here. Start Validate again.",
             code="state_missing",
@@ -174,26 +173,27 @@ def authorization_consume(
         .first()
     )
     if pending is None:
-        raise AuthorizationFailed(
+        raise Refused(
             "Unknown state: this answer does not belong to a Validate started here (forged, "
             "or meant for another server). Nothing was changed.",
             code="state_unknown",
         )
     if pending.consumed_at is not None:
-        raise AuthorizationFailed(
+        raise Refused(
             "This authorization answer was already used (a replay, or the page was reloaded). "
             "Nothing was changed; start Validate again if needed.",
             code="state_replayed",
         )
     if pending.expires_at <= now:
-        raise AuthorizationFailed(
-            "This Validate took longer than 10 minutes and expired. Start it again.",
+        raise Refused(
+            f"This Validate took longer than {settings.MAILGRANT_AUTHORIZATION_TTL // 60} minutes "
+            "and expired. Start it again.",
             code="state_expired",
         )
     if pending.purpose not in UNBOUND_PURPOSES and pending.binding_hash not in {
         _sha256(b) for b in bindings
     }:
-        raise AuthorizationFailed(
+        raise Refused(
             "This Validate was started in another browser session; finish it where it began.",
             code="state_unbound",
         )
@@ -201,9 +201,7 @@ def authorization_consume(
         consumed_at=now
     )
     if consumed != 1:
-        raise AuthorizationFailed(
-            "This authorization answer was already used.", code="state_replayed"
-        )
+        raise Refused("This authorization answer was already used.", code="state_replayed")
     return pending
 
 
@@ -230,21 +228,22 @@ def authorization_exchange(
     client = OAuthClient.objects.get(pk=pending.client_id)
     if error:
         text = f"{error}: {error_description}" if error_description else error
-        raise AuthorizationFailed(
+        refusal = Refused if error == "access_denied" else PeerFailed
+        raise refusal(
             f"The provider refused the authorization ({text}).",
             code=error if error == "access_denied" else "provider_error",
         )
     if not client.is_enabled:
-        raise AuthorizationFailed(
+        raise NeedsAdmin(
             "This client was disabled meanwhile; nothing was stored.", code="client_disabled"
         )
     if not code:
-        raise AuthorizationFailed("The provider's answer has no authorization code.")
+        raise Refused("The provider's answer has no authorization code.", code="code_missing")
     try:
         endpoints = oauth_client_endpoints(client=client)
     except EndpointsMissing as exc:
-        raise AuthorizationFailed(str(exc)) from None
-    _check_iss(endpoints=endpoints, iss=iss)
+        raise NeedsAdmin(str(exc), code="endpoints_missing") from None
+    _check_iss(provider_id=client.provider, endpoints=endpoints, iss=iss)
     http = oauth_client_http(client=client)
     try:
         tokens = protocol.exchange_code(
@@ -263,9 +262,9 @@ def authorization_exchange(
     return Exchanged(client=client, endpoints=endpoints, tokens=tokens, claims=claims)
 
 
-def _provider_failure(exc: ProviderError) -> AuthorizationFailed:
+def _provider_failure(exc: ProviderError) -> PeerFailed:
     prefix = "The provider could not be reached" if exc.transient else "The provider refused"
-    return AuthorizationFailed(
+    return PeerFailed(
         f"{prefix}: {exc.message}",
         code="provider_unreachable" if exc.transient else exc.error,
         transient=exc.transient,
@@ -294,11 +293,11 @@ def _authorization_finish(
     )
 
 
-def _check_iss(*, endpoints: Endpoints, iss: str | None) -> None:
+def _check_iss(*, provider_id: str, endpoints: Endpoints, iss: str | None) -> None:
     """RFC 9207: the authorization response names its issuer; a mix-up shows as a mismatch."""
     if iss is None:
         if endpoints.iss_parameter_supported:
-            raise AuthorizationFailed(
+            raise Refused(
                 "The provider announces the iss parameter but the answer has none (RFC 9207): "
                 "refused as a possible mix-up.",
                 code="iss_missing",
@@ -307,13 +306,8 @@ def _check_iss(*, endpoints: Endpoints, iss: str | None) -> None:
     expected = endpoints.issuer
     if not expected:
         return
-    if "{tenantid}" in expected:
-        prefix, _, suffix = expected.partition("{tenantid}")
-        matches = iss.startswith(prefix) and iss.endswith(suffix)
-    else:
-        matches = iss.rstrip("/") == expected.rstrip("/")
-    if not matches:
-        raise AuthorizationFailed(
+    if not get_provider(provider_id).issuer_matches(expected=expected, iss=iss):
+        raise Refused(
             f"The answer comes from issuer {iss!r}, not {expected!r} (RFC 9207 mix-up check).",
             code="iss_mismatch",
         )
@@ -358,10 +352,9 @@ def _grant_store_authorization(
             ).first() or Grant(client=client, is_default=True)
         previous = grant.tokens() if grant.pk else None
         if not tokens.refresh_token:
-            if previous and previous.refresh_token and grant.account == account:
-                # Google omits the refresh token on re-consent without prompt=consent; the one
-                # we hold for this same account still works.
-                tokens = tokens.after_refresh(previous)
+            same_account = previous and previous.refresh_token and grant.account == account
+            if same_account and get_provider(client.provider).reconsent_keeps_refresh_token:
+                tokens = tokens.after_refresh(previous)  # type: ignore[arg-type]
             if client.type == OAuthClient.Type.MAILBOX and not tokens.refresh_token:
                 warnings.append(
                     "The provider returned no refresh token: access stops when the access token "
@@ -395,10 +388,9 @@ def _grant_store_authorization(
             result_grant=grant,
         )
         audit_record(
-            actor=actor_for(pending.user),
-            user=pending.user,
+            actor=_started_by(pending),
             target=grant,
-            action="grant.authorized",
+            action=AuditAction.GRANT_AUTHORIZED,
             message=f"Authorized as {account}",
         )
     log.info("Client %s authorized as %s (grant %s)", client.name, account, grant.pk)
@@ -412,3 +404,9 @@ def authorization_purge_expired() -> int:
     cutoff = timezone.now() - timedelta(days=1)
     deleted, _ = PendingAuthorization.objects.filter(expires_at__lt=cutoff).delete()
     return deleted
+
+
+def _started_by(pending: PendingAuthorization) -> Actor:
+    """Who started the authorization: the callback is the provider's redirect, whoever's
+    browser it lands in, so the row names the actor of the start."""
+    return Actor(name=pending.started_by or SYSTEM.name, user=pending.user)

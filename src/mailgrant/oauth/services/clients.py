@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import ProtectedError
 
-from mailgrant.common.audit import actor_for, audit_record
+from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
+from mailgrant.common.errors import Conflict, InUse, Invalid
 from mailgrant.common.http import ProxyError, validate_proxy
+from mailgrant.common.validation import model_errors, users_of
 from mailgrant.oauth import protocol
-from mailgrant.oauth.errors import InUse, OAuthClientInvalid
 from mailgrant.oauth.models import OAuthClient
 from mailgrant.oauth.protocol import ProviderError
-from mailgrant.oauth.selectors import (
-    oauth_client_http,
-)
+from mailgrant.oauth.selectors import OAUTH_CLIENT_FIELDS, oauth_client_http
 from mailgrant.providers import get_provider
-from mailgrant.sandbox.expression import ExpressionSyntaxError, expression_compile
-from mailgrant.sso.claims import ClaimPathError, claim_path_parse, user_fields_check
-from mailgrant.sso.icons import icon_name_check
 
 
 def oauth_client_check(*, client: OAuthClient) -> dict[str, str]:
     """Field errors of `client` as it stands, running OIDC discovery where it applies.
 
     On success the discovered metadata is left on ``client.metadata`` (not saved)."""
-    errors = _sign_in_errors(client=client)
+    errors: dict[str, str] = {}
     if client.proxy:
         try:
             validate_proxy(client.proxy)
@@ -64,74 +61,75 @@ def oauth_client_check(*, client: OAuthClient) -> dict[str, str]:
     return errors
 
 
-def _sign_in_errors(*, client: OAuthClient) -> dict[str, str]:
-    """The user-type fields: claim paths, the icon name, the create expression (compiled now,
-    so a syntax error shows on the form with its position, not at someone's sign-in)."""
-    errors: dict[str, str] = {}
-    if mapping_errors := user_fields_check(client.user_fields):
-        errors["user_fields"] = "; ".join(
-            message if name == "user_fields" else f"{name}: {message}"
-            for name, message in mapping_errors.items()
-        )
-    if client.username_attribute:
-        try:
-            claim_path_parse(client.username_attribute)
-        except ClaimPathError as exc:
-            errors["username_attribute"] = str(exc)
-    if icon_error := icon_name_check(client.login_button_icon):
-        errors["login_button_icon"] = icon_error
-    if client.user_create_expression.strip():
-        try:
-            expression_compile(client.user_create_expression)
-        except ExpressionSyntaxError as exc:
-            errors["user_create_expression"] = str(exc)
+def oauth_client_apply(*, client: OAuthClient, values: Mapping[str, Any]) -> None:
+    """Set the fields given in `values` (OAUTH_CLIENT_FIELDS; None restores a field's
+    default), writing nothing."""
+    unknown = sorted(set(values) - set(OAUTH_CLIENT_FIELDS))
+    if unknown:
+        raise Invalid(dict.fromkeys(unknown, "not a field of an OAuth client"))
+    for name, value in values.items():
+        setattr(client, name, value if value is not None else _default(name))
+    if not client.scope_separator:
+        client.scope_separator = " "
+
+
+def _default(name: str) -> Any:
+    field = OAuthClient._meta.get_field(name)
+    return field.get_default() if isinstance(field, models.Field) else None
+
+
+def oauth_client_errors(*, client: OAuthClient) -> dict[str, str]:
+    """Every field error of `client` as it stands: the model's own rules, then how the fields
+    go together (OIDC discovery where it applies). Raises Conflict when its name is taken."""
+    taken = OAuthClient.objects.filter(name=client.name).exclude(pk=client.pk)
+    if client.name and taken.exists():
+        raise Conflict(f"An OAuth client named {client.name!r} exists already.")
+    errors = model_errors(client, exclude=["client_secret", "metadata"])
+    for name, problem in oauth_client_check(client=client).items():
+        errors.setdefault(name, problem)
     return errors
 
 
 def oauth_client_save(
-    *,
-    client: OAuthClient,
-    client_secret: str | None = None,
-    related_ldaps: Collection[Any] | None = None,
-    user: Any = None,
+    *, client: OAuthClient, client_secret: str | None = None, actor: Actor = SYSTEM
 ) -> OAuthClient:
-    """Create or update `client`; a non-empty `client_secret` replaces the stored one, and
-    `related_ldaps` (LDAP directories), when given, replaces the client's."""
-    errors = oauth_client_check(client=client)
+    """Create or update `client` as it stands, once every rule holds; a non-empty
+    `client_secret` replaces the stored one."""
+    errors = oauth_client_errors(client=client)
     if errors:
-        raise OAuthClientInvalid(errors)
+        raise Invalid(errors)
     if client_secret:
         client.client_secret = client_secret  # type: ignore[assignment]  # sealed on save
     creating = client.pk is None
     with transaction.atomic():
         client.save()
-        if related_ldaps is not None:
-            client.related_ldaps.set(related_ldaps)
         audit_record(
-            actor=actor_for(user),
-            user=user,
+            actor=actor,
             target=client,
-            action="oauth_client.created" if creating else "oauth_client.updated",
+            action=AuditAction.OAUTH_CLIENT_CREATED
+            if creating
+            else AuditAction.OAUTH_CLIENT_UPDATED,
             message="client secret replaced" if client_secret and not creating else "",
         )
     return client
 
 
-def oauth_client_set_status(*, client: OAuthClient, status: str, user: Any = None) -> OAuthClient:
+def oauth_client_set_status(
+    *, client: OAuthClient, status: str, actor: Actor = SYSTEM
+) -> OAuthClient:
     with transaction.atomic():
         client.status = status
         client.save(update_fields=["status", "updated_at"])
-        audit_record(
-            actor=actor_for(user), user=user, target=client, action=f"oauth_client.{status}"
-        )
+        audit_record(actor=actor, target=client, action=AuditAction(f"oauth_client.{status}"))
     return client
 
 
-def oauth_client_delete(*, client: OAuthClient, user: Any = None) -> None:
-    """Delete `client` and its grants; refused while a mailbox logs in with it."""
-    users = sorted(client.mailboxes.values_list("name", flat=True))  # type: ignore[attr-defined]
-    if users:
-        raise InUse(f"Mailboxes use this client ({', '.join(users)}): change or delete them first.")
-    with transaction.atomic():
-        audit_record(actor=actor_for(user), user=user, target=client, action="oauth_client.deleted")
-        client.delete()
+def oauth_client_delete(*, client: OAuthClient, actor: Actor = SYSTEM) -> None:
+    """Delete `client` and its grants; refused, changing nothing, while anything that uses it
+    (a mailbox) protects it."""
+    try:
+        with transaction.atomic():
+            audit_record(actor=actor, target=client, action=AuditAction.OAUTH_CLIENT_DELETED)
+            client.delete()
+    except ProtectedError as exc:
+        raise InUse(f"{users_of(exc, what='client')}: change or delete them first.") from None

@@ -1,17 +1,25 @@
-"""Grants: which one is a client's default, and forgetting one."""
+"""Grants: a new one to authorize, which one is a client's default, and forgetting one."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
+from django.db.models import ProtectedError
 
-from mailgrant.common.audit import actor_for, audit_record
-from mailgrant.oauth.errors import InUse
-from mailgrant.oauth.models import Grant
+from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
+from mailgrant.common.errors import InUse
+from mailgrant.common.validation import users_of
+from mailgrant.oauth.models import Grant, OAuthClient
 
 
-def grant_set_default(*, grant: Grant, user: Any = None) -> Grant:
+def grant_create(*, client: OAuthClient, account: str = "", actor: Actor = SYSTEM) -> Grant:
+    """A grant of `client` not authorized yet, for `account` (Validate authorizes it)."""
+    with transaction.atomic():
+        grant = Grant.objects.create(client=client, account=account)
+        audit_record(actor=actor, target=grant, action=AuditAction.GRANT_CREATED)
+    return grant
+
+
+def grant_set_default(*, grant: Grant, actor: Actor = SYSTEM) -> Grant:
     """Make `grant` the one its client uses wherever no grant is named (mailboxes, refresh)."""
     with transaction.atomic():
         grant = Grant.objects.select_for_update().select_related("client").get(pk=grant.pk)
@@ -21,18 +29,16 @@ def grant_set_default(*, grant: Grant, user: Any = None) -> Grant:
         Grant.objects.filter(client_id=grant.client_id, is_default=True).update(is_default=False)
         grant.is_default = True
         grant.save(update_fields=["is_default", "updated_at"])
-        audit_record(actor=actor_for(user), user=user, target=grant, action="grant.default_set")
+        audit_record(actor=actor, target=grant, action=AuditAction.GRANT_DEFAULT_SET)
     return grant
 
 
-def grant_delete(*, grant: Grant, user: Any = None) -> None:
-    """Forget `grant` and its tokens; refused while a mailbox uses it (it would silently fall
-    back to another account)."""
-    users = sorted(grant.mailboxes.values_list("name", flat=True))  # type: ignore[attr-defined]
-    if users:
-        raise InUse(
-            f"Mailboxes use this grant ({', '.join(users)}): point them at another grant first."
-        )
-    with transaction.atomic():
-        audit_record(actor=actor_for(user), user=user, target=grant, action="grant.deleted")
-        grant.delete()
+def grant_delete(*, grant: Grant, actor: Actor = SYSTEM) -> None:
+    """Forget `grant` and its tokens; refused, changing nothing, while anything uses it (a
+    mailbox would otherwise fall back to another account without a word)."""
+    try:
+        with transaction.atomic():
+            audit_record(actor=actor, target=grant, action=AuditAction.GRANT_DELETED)
+            grant.delete()
+    except ProtectedError as exc:
+        raise InUse(f"{users_of(exc, what='grant')}: point them at another grant first.") from None

@@ -2,14 +2,15 @@ import json
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from mailgrant.api.models import ApiKey
-from mailgrant.api.services import ApiKeyInvalid, apikey_create, apikey_revoke
-from mailgrant.cli.support import CLI
+from mailgrant.api.services import apikey_create, apikey_revoke
+from mailgrant.cli.support import AdminCommand
+from mailgrant.common.audit import CLI
 
 
-class Command(BaseCommand):
+class Command(AdminCommand):
     help = "API keys: create (the key is printed once), list, revoke."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -26,12 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "create":
-            try:
-                _, plaintext = apikey_create(
-                    name=options["name"], scopes=options["scopes"], user=CLI
-                )
-            except ApiKeyInvalid as exc:
-                raise CommandError(str(exc)) from None
+            _, plaintext = apikey_create(name=options["name"], scopes=options["scopes"], actor=CLI)
             self.stdout.write(plaintext)  # alone on stdout: `KEY=$(mailgrant apikey create ...)`
             return
         if action == "list":
@@ -58,5 +54,5 @@ class Command(BaseCommand):
         key = ApiKey.objects.filter(name=options["name"]).first()
         if key is None:
             raise CommandError(f"No API key named {options['name']!r}.")
-        apikey_revoke(key=key, user=CLI)
+        apikey_revoke(key=key, actor=CLI)
         self.stdout.write(f"Revoked {key.name}.")

@@ -5,7 +5,6 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from mailgrant.cli.output import (
-    CLI_ACTOR,
     client_named,
     grant_numbered,
     grant_row,
@@ -15,7 +14,6 @@ from mailgrant.cli.output import (
     write_token,
 )
 from mailgrant.cli.support import (
-    CLI,
     AdminCommand,
     add_bool_argument,
     add_secret_arguments,
@@ -25,45 +23,36 @@ from mailgrant.cli.support import (
     read_secret,
     seconds,
 )
-from mailgrant.directory.models import LdapDirectory
+from mailgrant.common.audit import CLI
 from mailgrant.oauth.models import OAuthClient
 from mailgrant.oauth.selectors import (
+    OAUTH_CLIENT_FIELDS,
     grant_default_for,
     grant_list,
     oauth_client_list,
-    oauth_client_public,
 )
 from mailgrant.oauth.services.authorization import authorization_start
 from mailgrant.oauth.services.clients import (
     oauth_client_delete,
-    oauth_client_save,
     oauth_client_set_status,
 )
 from mailgrant.oauth.services.tokens import access_token_issue, grant_refresh
 from mailgrant.providers import PROVIDERS
+from mailgrant.sso.models import SignIn
+from mailgrant.sso.selectors import SIGN_IN_FIELDS, client_public
+from mailgrant.sso.services.clients import client_create, client_update
 
-# A flag per field of the client form, named after it (client_id -> --client-id).
+# A flag per field of the client form, named after it (client_id -> --client-id): the fields
+# the API and this command show (the client's, then its sign-in settings').
 CHOICES = {
     "provider": list(PROVIDERS),
     "type": OAuthClient.Type.values,
     "status": OAuthClient.Status.values,
-    "user_data_source": OAuthClient.UserDataSource.values,
+    "user_data_source": SignIn.UserDataSource.values,
 }
-TEXT_FIELDS = [
-    "tenant",
-    "issuer",
-    "scope",
-    "authorize_url",
-    "token_url",
-    "proxy",
-    "scope_separator",
-    "userinfo_endpoint",
-    "username_attribute",
-    "user_create_expression",
-    "login_button_caption",
-    "login_button_icon",
-]
-FIELDS = ["name", "client_id", *CHOICES, *TEXT_FIELDS, "verify_ssl", "user_fields"]
+FIELDS = [*OAUTH_CLIENT_FIELDS, *SIGN_IN_FIELDS]
+NOT_TEXT = {"name", "client_id", *CHOICES, "verify_ssl", "user_fields"}
+TEXT_FIELDS = [f for f in FIELDS if f not in NOT_TEXT]
 
 
 def _flag(field: str) -> str:
@@ -71,7 +60,8 @@ def _flag(field: str) -> str:
 
 
 def _help(field: str) -> str:
-    model_field = OAuthClient._meta.get_field(field)
+    model = OAuthClient if field in OAUTH_CLIENT_FIELDS else SignIn
+    model_field = model._meta.get_field(field)
     return str(getattr(model_field, "help_text", "") or "").replace("%", "%%")
 
 
@@ -196,7 +186,7 @@ class Command(AdminCommand):
     def _show(self, o: dict[str, Any]) -> None:
         client = client_named(o["name"])
         data = {
-            **oauth_client_public(client=client),
+            **client_public(client=client),
             "grants": [grant_row(g) for g in grant_list(client=client)],
         }
         if o["json"]:
@@ -220,41 +210,31 @@ class Command(AdminCommand):
             data["user_fields"] = _user_fields(data["user_fields"])
         return data
 
-    def _add(self, o: dict[str, Any]) -> None:
-        data = self._given_fields(o)
-        secret = read_secret(
+    def _secret(self, o: dict[str, Any]) -> str | None:
+        return read_secret(
             path=o["client_secret_file"], from_stdin=o["client_secret_stdin"], what="client secret"
         )
-        if OAuthClient.objects.filter(name=data["name"]).exists():
-            raise CommandError(f"An OAuth client named {data['name']!r} exists already.")
-        client = OAuthClient(**data)
-        client.full_clean(exclude=["client_secret", "metadata"])
-        directories = _directories(o["related_ldaps"])
-        oauth_client_save(client=client, client_secret=secret, related_ldaps=directories, user=CLI)
+
+    def _add(self, o: dict[str, Any]) -> None:
+        values = self._given_fields(o)
+        if o["related_ldaps"] is not None:
+            values["related_ldaps"] = o["related_ldaps"]
+        client = client_create(values=values, client_secret=self._secret(o), actor=CLI)
         self._saved(client, "Added", as_json=o["json"])
 
     def _update(self, o: dict[str, Any]) -> None:
         client = client_named(o["current_name"])
-        data = self._given_fields(o)
-        secret = read_secret(
-            path=o["client_secret_file"], from_stdin=o["client_secret_stdin"], what="client secret"
-        )
-        directories = _directories(o["related_ldaps"])
-        if not data and secret is None and directories is None:
+        values = self._given_fields(o)
+        if o["related_ldaps"] is not None:
+            values["related_ldaps"] = o["related_ldaps"]
+        secret = self._secret(o)
+        if not values and secret is None:
             raise CommandError("Nothing to change: give the flags of the fields to change.")
-        if (
-            "name" in data
-            and OAuthClient.objects.filter(name=data["name"]).exclude(pk=client.pk).exists()
-        ):
-            raise CommandError(f"An OAuth client named {data['name']!r} exists already.")
-        for field, value in data.items():
-            setattr(client, field, value)
-        client.full_clean(exclude=["client_secret", "metadata"])
-        oauth_client_save(client=client, client_secret=secret, related_ldaps=directories, user=CLI)
+        client_update(client=client, values=values, client_secret=secret, actor=CLI)
         self._saved(client, "Updated", as_json=o["json"])
 
     def _saved(self, client: OAuthClient, verb: str, *, as_json: bool) -> None:
-        data = oauth_client_public(client=client)
+        data = client_public(client=client)
         if as_json:
             self.stdout.write(json_text(data))
             return
@@ -265,16 +245,18 @@ class Command(AdminCommand):
         client = client_named(o["name"])
         count = grant_list(client=client).count()
         confirm(f"Delete OAuth client {client.name} and its {count} grant(s)?", yes=o["yes"])
-        oauth_client_delete(client=client, user=CLI)
+        oauth_client_delete(client=client, actor=CLI)
         self.stdout.write(f"Deleted OAuth client {client.name}.")
 
     def _enable(self, o: dict[str, Any]) -> None:
-        client = oauth_client_set_status(client=client_named(o["name"]), status="enabled", user=CLI)
+        client = oauth_client_set_status(
+            client=client_named(o["name"]), status="enabled", actor=CLI
+        )
         self.stdout.write(f"Enabled {client.name}.")
 
     def _disable(self, o: dict[str, Any]) -> None:
         client = oauth_client_set_status(
-            client=client_named(o["name"]), status="disabled", user=CLI
+            client=client_named(o["name"]), status="disabled", actor=CLI
         )
         self.stdout.write(f"Disabled {client.name}.")
 
@@ -284,7 +266,7 @@ class Command(AdminCommand):
         client = client_named(o["name"])
         grant = grant_numbered(o["grant"], client=client) if o["grant"] is not None else None
         started = authorization_start(
-            client=client, purpose="cli", grant=grant, login_hint=o["login_hint"], user=CLI
+            client=client, purpose="cli", grant=grant, login_hint=o["login_hint"], actor=CLI
         )
         write_authorization(self, started, wait=o["wait"])
 
@@ -293,7 +275,7 @@ class Command(AdminCommand):
         grant = grant_default_for(client=client)
         if grant is None:
             raise CommandError(f"Client {client.name} is not authorized yet: run validate.")
-        self.stdout.write(refreshed_text(grant_refresh(grant=grant, user=CLI)))
+        self.stdout.write(refreshed_text(grant_refresh(grant=grant, actor=CLI)))
 
     def _token(self, o: dict[str, Any]) -> None:
         client = client_named(o["name"])
@@ -304,22 +286,8 @@ class Command(AdminCommand):
             if default is None:
                 raise CommandError(f"Client {client.name} is not authorized yet: run validate.")
             grant = default
-        tokens = access_token_issue(
-            grant_id=grant.pk, min_valid_seconds=o["min_valid"], actor=CLI_ACTOR
-        )
+        tokens = access_token_issue(grant_id=grant.pk, min_valid_seconds=o["min_valid"], actor=CLI)
         write_token(self, tokens, as_json=o["json"])
-
-
-def _directories(names: list[str] | None) -> list[LdapDirectory] | None:
-    """The directories named by --related-ldap; None when the flag is not given."""
-    if names is None:
-        return None
-    wanted = {n for n in names if n}
-    found = list(LdapDirectory.objects.filter(name__in=wanted))
-    missing = sorted(wanted - {d.name for d in found})
-    if missing:
-        raise CommandError(f"related_ldaps: no LDAP directory named {missing[0]!r}.")
-    return found
 
 
 def _user_fields(text: str) -> dict[str, str]:

@@ -2,7 +2,6 @@ from argparse import ArgumentParser
 from typing import Any
 
 from mailgrant.cli.output import (
-    CLI_ACTOR,
     client_named,
     grant_numbered,
     refreshed_text,
@@ -10,7 +9,8 @@ from mailgrant.cli.output import (
     write_grants,
     write_token,
 )
-from mailgrant.cli.support import CLI, AdminCommand, confirm, seconds
+from mailgrant.cli.support import AdminCommand, confirm, seconds
+from mailgrant.common.audit import CLI
 from mailgrant.oauth.selectors import grant_list
 from mailgrant.oauth.services.grants import grant_delete, grant_set_default
 from mailgrant.oauth.services.tokens import access_token_issue, grant_refresh
@@ -63,19 +63,19 @@ class Command(AdminCommand):
         if action == "show":
             write_grant(self, grant, as_json=options["json"])
         elif action == "refresh":
-            self.stdout.write(refreshed_text(grant_refresh(grant=grant, user=CLI)))
+            self.stdout.write(refreshed_text(grant_refresh(grant=grant, actor=CLI)))
         elif action == "token":
             tokens = access_token_issue(
-                grant_id=grant.pk, min_valid_seconds=options["min_valid"], actor=CLI_ACTOR
+                grant_id=grant.pk, min_valid_seconds=options["min_valid"], actor=CLI
             )
             write_token(self, tokens, as_json=options["json"])
         elif action == "set-default":
-            grant = grant_set_default(grant=grant, user=CLI)
+            grant = grant_set_default(grant=grant, actor=CLI)
             self.stdout.write(
                 f"Grant {grant.pk} ({grant.account or '-'}) is now the default of "
                 f"{grant.client.name}."
             )
         else:
             confirm(f"Delete grant {grant.pk} ({grant}) and its tokens?", yes=options["yes"])
-            grant_delete(grant=grant, user=CLI)
+            grant_delete(grant=grant, actor=CLI)
             self.stdout.write(f"Deleted grant {options['id']} ({grant}).")

@@ -1,19 +1,19 @@
 """`mailgrant ldap ...`: list, add, update, test and sync LDAP directories.
 
-Exit codes: 0 done, 1 failed (the directory could not be reached or read), 2 usage (unknown
-directory, bad option or value). The bind password comes from a file or stdin, never from the
-command line (where `ps` and shell history would show it)."""
+Exit codes as every command's: 0 done, 1 failed (an unknown directory, a refused value, a
+directory that could not be reached or read), 2 a usage error argparse found. The bind password
+comes from a file or stdin, never from the command line (where `ps` and shell history would
+show it)."""
 
 import json
-import sys
 from argparse import ArgumentParser, BooleanOptionalAction
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from mailgrant.cli.support import CLI
-from mailgrant.directory.errors import DirectoryInvalid
+from mailgrant.cli.support import AdminCommand, add_secret_arguments, read_secret
+from mailgrant.common.audit import CLI
 from mailgrant.directory.models import LdapDirectory, default_attribute_map
 from mailgrant.directory.selectors import (
     USER_FIELDS,
@@ -23,15 +23,8 @@ from mailgrant.directory.selectors import (
 from mailgrant.directory.services.directories import ldap_directory_save, ldap_directory_test
 from mailgrant.directory.services.sync import ldap_directory_sync
 
-USAGE = 2
-FAILED = 1
 
-
-def _usage(message: str) -> CommandError:
-    return CommandError(message, returncode=USAGE)
-
-
-class Command(BaseCommand):
+class Command(AdminCommand):
     help = "LDAP directories: list, add, update, test NAME, sync [NAME ...]."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -46,11 +39,11 @@ class Command(BaseCommand):
         test.add_argument("name")
 
         add = sub.add_parser("add", help="Add a directory.")
-        add.add_argument("name")
+        add.add_argument("--name", required=True)
         self._settings_arguments(add, adding=True)
         update = sub.add_parser("update", help="Change a directory (only the options given).")
-        update.add_argument("name")
-        update.add_argument("--rename", metavar="NEW_NAME")
+        update.add_argument("current_name", metavar="NAME")
+        update.add_argument("--name", help="rename the directory")
         self._settings_arguments(update, adding=False)
 
     @staticmethod
@@ -63,11 +56,7 @@ class Command(BaseCommand):
             "--ca-certificate-file", type=Path, metavar="FILE", help="PEM of the server's CA"
         )
         parser.add_argument("--bind-dn", metavar="DN", help="empty: anonymous bind")
-        password = parser.add_mutually_exclusive_group()
-        password.add_argument("--bind-password-file", type=Path, metavar="FILE")
-        password.add_argument(
-            "--bind-password-stdin", action="store_true", help="read one line from stdin"
-        )
+        add_secret_arguments(parser, "bind-password", "bind password")
         parser.add_argument("--user-filter", metavar="FILTER")
         parser.add_argument("--disabled-filter", metavar="FILTER")
         parser.add_argument(
@@ -89,17 +78,15 @@ class Command(BaseCommand):
         elif action == "test":
             self._test(self._directory(options["name"]))
         elif action == "add":
-            if LdapDirectory.objects.filter(name=options["name"]).exists():
-                raise _usage(f"A directory named {options['name']!r} exists: use update.")
-            self._save(LdapDirectory(name=options["name"]), options, adding=True)
+            self._save(LdapDirectory(), options, adding=True)
         else:
-            self._save(self._directory(options["name"]), options, adding=False)
+            self._save(self._directory(options["current_name"]), options, adding=False)
 
     def _directory(self, name: str) -> LdapDirectory:
         try:
             return ldap_directory_get_by_name(name=name)
         except LdapDirectory.DoesNotExist:
-            raise _usage(f"No LDAP directory named {name!r}.") from None
+            raise CommandError(f"No LDAP directory named {name!r}.") from None
 
     def _list(self, *, as_json: bool) -> None:
         rows = [
@@ -141,27 +128,27 @@ class Command(BaseCommand):
                 return
         failed = 0
         for directory in directories:
-            result = ldap_directory_sync(directory=directory, actor=CLI.name)
+            result = ldap_directory_sync(directory=directory, actor=CLI)
             if result.ok:
                 self.stdout.write(f"{directory.name}: {result.details}")
             else:
                 failed += 1
                 self.stderr.write(f"{directory.name}: sync failed: {result.error}")
         if failed:
-            raise CommandError(
-                f"{failed} of {len(directories)} directories failed.", returncode=FAILED
-            )
+            raise CommandError(f"{failed} of {len(directories)} directories failed.")
 
     def _test(self, directory: LdapDirectory) -> None:
         result = ldap_directory_test(directory=directory)
         if not result.ok:
-            raise CommandError(f"{directory.name}: {result.message}", returncode=FAILED)
+            raise CommandError(f"{directory.name}: {result.message}")
         self.stdout.write(f"{directory.name}: {result.message}")
 
     def _save(self, directory: LdapDirectory, o: dict[str, Any], *, adding: bool) -> None:
-        password = self._bind_password(o)
-        if o.get("rename"):
-            directory.name = o["rename"]
+        password = read_secret(
+            path=o["bind_password_file"], from_stdin=o["bind_password_stdin"], what="bind password"
+        )
+        if o.get("name"):
+            directory.name = o["name"]
         for option in ("server_uri", "base_dn", "security", "bind_dn", "user_filter", "status"):
             if o[option] is not None:
                 setattr(directory, option, o[option])
@@ -172,7 +159,7 @@ class Command(BaseCommand):
                 setattr(directory, option, o[option])
         if o["sync_interval"] is not None:
             if o["sync_interval"] < 0:
-                raise _usage("--sync-interval is minutes, 0 or more.")
+                raise CommandError("Invalid: sync_interval: minutes, 0 or more.")
             directory.sync_interval = o["sync_interval"]
         if o["ca_certificate_file"] is not None:
             directory.ca_certificate = self._read(o["ca_certificate_file"], "CA certificate")
@@ -181,32 +168,22 @@ class Command(BaseCommand):
             for item in o["map"]:
                 user_field, sep, attribute = item.partition("=")
                 if not sep:
-                    raise _usage(f"--map {item!r}: use FIELD=ATTRIBUTE.")
+                    raise CommandError(
+                        f"Invalid: attribute_map: --map {item!r}: use FIELD=ATTRIBUTE."
+                    )
                 if attribute:
                     mapping[user_field.strip()] = attribute.strip()
                 else:
                     mapping.pop(user_field.strip(), None)
             directory.attribute_map = mapping
-        if directory.name != o["name"] and LdapDirectory.objects.filter(name=directory.name):
-            raise _usage(f"A directory named {directory.name!r} exists.")
-        try:
-            ldap_directory_save(directory=directory, bind_password=password, user=CLI)
-        except DirectoryInvalid as exc:
-            raise _usage(
-                "; ".join(f"{k.replace('_', '-')}: {v}" for k, v in exc.errors.items())
-            ) from None
+        ldap_directory_save(directory=directory, bind_password=password, actor=CLI)
         self.stdout.write(f"{'Added' if adding else 'Updated'} LDAP directory {directory.name}.")
-
-    def _bind_password(self, o: dict[str, Any]) -> str | None:
-        if o["bind_password_stdin"]:
-            return sys.stdin.readline().rstrip("\r\n") or None
-        if o["bind_password_file"] is not None:
-            return self._read(o["bind_password_file"], "bind password").rstrip("\r\n") or None
-        return None
 
     @staticmethod
     def _read(path: Path, what: str) -> str:
         try:
             return path.read_text()
         except OSError as exc:
-            raise _usage(f"Cannot read the {what} file {str(path)!r}: {exc.strerror}.") from None
+            raise CommandError(
+                f"Cannot read the {what} file {str(path)!r}: {exc.strerror}."
+            ) from None

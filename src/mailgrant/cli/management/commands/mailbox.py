@@ -9,7 +9,6 @@ from django.core.management.base import CommandError
 
 from mailgrant.cli.output import write_authorization
 from mailgrant.cli.support import (
-    CLI,
     AdminCommand,
     add_secret_arguments,
     confirm,
@@ -17,18 +16,21 @@ from mailgrant.cli.support import (
     json_text,
     read_secret,
 )
-from mailgrant.mailboxes.errors import MailboxError
+from mailgrant.common.audit import CLI
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.compose import Attachment
 from mailgrant.mailboxes.services.fetch import mailbox_fetch
 from mailgrant.mailboxes.services.mailboxes import (
+    MAILBOX_FIELDS as FIELDS,
+)
+from mailgrant.mailboxes.services.mailboxes import (
     mailbox_authorize_start,
+    mailbox_create,
     mailbox_delete,
-    mailbox_save,
+    mailbox_update,
 )
 from mailgrant.mailboxes.services.send import mailbox_send, mailbox_send_message
 from mailgrant.mailboxes.services.test import mailbox_test
-from mailgrant.oauth.models import Grant, OAuthClient
 
 CHOICES = {
     "direction": Mailbox.Direction.values,
@@ -37,20 +39,6 @@ CHOICES = {
     "auth_method": Mailbox.AuthMethod.values,
     "sasl_mechanism": Mailbox.Mechanism.values,
 }
-FIELDS = [
-    "name",
-    *CHOICES,
-    "host",
-    "port",
-    "username",
-    "oauth_client",
-    "grant",
-    "smtp_username",
-    "folder",
-    "post_fetch_action",
-    "enabled",
-    "poll_interval",
-]
 
 
 class Progress:
@@ -137,7 +125,7 @@ class Command(AdminCommand):
         default (add) or unchanged (update)."""
         parser.add_argument("--name", required=creating, help=None if creating else "rename")
         parser.add_argument("--host", required=creating)
-        parser.add_argument("--port", type=int, required=creating)
+        parser.add_argument("--port", type=int, help="empty: the usual port of the protocol")
         parser.add_argument("--username", required=creating)
         for field, choices in CHOICES.items():
             parser.add_argument(_flag(field), choices=choices)
@@ -172,7 +160,7 @@ class Command(AdminCommand):
         if action == "delete":
             return self._delete(mailbox, yes=options["yes"])
         if action == "authorize":
-            started = mailbox_authorize_start(mailbox=mailbox, purpose="cli", user=CLI)
+            started = mailbox_authorize_start(mailbox=mailbox, purpose="cli", actor=CLI)
             return write_authorization(self, started, wait=options["wait"])
         if action == "test":
             return self._test(mailbox, as_json=options["json"])
@@ -205,34 +193,15 @@ class Command(AdminCommand):
             self.stdout.write(f"{key + ':':18} {human(value)}")
 
     def _given_fields(self, o: dict[str, Any]) -> dict[str, Any]:
-        data = {f: o[f] for f in FIELDS if o.get(f) is not None}
-        if "oauth_client" in data:
-            name = data["oauth_client"]
-            data["oauth_client"] = OAuthClient.objects.filter(name=name).first() if name else None
-            if name and data["oauth_client"] is None:
-                raise CommandError(f"No OAuth client named {name!r}.")
-        if "grant" in data:
-            text = data["grant"].strip()
-            if text and not text.isdigit():
-                raise CommandError(f"Invalid: grant: expected a grant id, not {text!r}.")
-            data["grant"] = Grant.objects.filter(pk=int(text)).first() if text else None
-            if text and data["grant"] is None:
-                raise CommandError(f"No grant {text}.")
-        return data
+        return {f: o[f] for f in FIELDS if o.get(f) is not None}
 
     def _password(self, o: dict[str, Any]) -> str | None:
         return read_secret(path=o["password_file"], from_stdin=o["password_stdin"], what="password")
 
     def _add(self, o: dict[str, Any]) -> None:
-        data = self._given_fields(o)
-        password = self._password(o)
-        if Mailbox.objects.filter(name=data["name"]).exists():
-            raise CommandError(f"A mailbox named {data['name']!r} exists already.")
-        if "protocol" in data and "direction" not in data:
-            data["direction"] = "outgoing" if data["protocol"] == "smtp" else "incoming"
-        mailbox = Mailbox(**data)
-        mailbox.full_clean(exclude=["password"])
-        mailbox_save(mailbox=mailbox, password=password, user=CLI)
+        mailbox = mailbox_create(
+            values=self._given_fields(o), password=self._password(o), actor=CLI
+        )
         self._saved(mailbox, "Added", as_json=o["json"])
 
     def _update(self, mailbox: Mailbox, o: dict[str, Any]) -> None:
@@ -240,15 +209,7 @@ class Command(AdminCommand):
         password = self._password(o)
         if not data and password is None:
             raise CommandError("Nothing to change: give the flags of the fields to change.")
-        if (
-            "name" in data
-            and Mailbox.objects.filter(name=data["name"]).exclude(pk=mailbox.pk).exists()
-        ):
-            raise CommandError(f"A mailbox named {data['name']!r} exists already.")
-        for field, value in data.items():
-            setattr(mailbox, field, value)
-        mailbox.full_clean(exclude=["password"])
-        mailbox_save(mailbox=mailbox, password=password, user=CLI)
+        mailbox_update(mailbox=mailbox, values=data, password=password, actor=CLI)
         self._saved(mailbox, "Updated", as_json=o["json"])
 
     def _saved(self, mailbox: Mailbox, verb: str, *, as_json: bool) -> None:
@@ -264,11 +225,11 @@ class Command(AdminCommand):
             "files stay in the store)?",
             yes=yes,
         )
-        mailbox_delete(mailbox=mailbox, user=CLI)
+        mailbox_delete(mailbox=mailbox, actor=CLI)
         self.stdout.write(f"Deleted mailbox {mailbox.name}.")
 
     def _test(self, mailbox: Mailbox, *, as_json: bool) -> None:
-        result = mailbox_test(mailbox=mailbox, user=CLI)
+        result = mailbox_test(mailbox=mailbox, actor=CLI)
         if as_json:
             self.stdout.write(json.dumps(result.__dict__, indent=2, default=list))
         else:
@@ -285,11 +246,9 @@ class Command(AdminCommand):
     def _fetch(self, mailbox: Mailbox, *, as_json: bool) -> None:
         progress = Progress(sys.stderr)
         try:
-            result = mailbox_fetch(mailbox=mailbox, progress=progress, user=CLI)
-        except MailboxError as exc:
+            result = mailbox_fetch(mailbox=mailbox, progress=progress, actor=CLI)
+        finally:
             progress.done()
-            raise CommandError(exc.message) from None
-        progress.done()
         if as_json:
             self.stdout.write(json.dumps(result.__dict__))
             return
@@ -308,7 +267,7 @@ class Command(AdminCommand):
                 recipients=[*o["to"], *o["cc"], *o["bcc"]],
                 raw=o["raw"].read(),
                 sender=o["sender"],
-                user=CLI,
+                actor=CLI,
             )
         else:
             attachments = []
@@ -328,7 +287,7 @@ class Command(AdminCommand):
                 html=o["html_file"].read() if o["html_file"] else "",
                 attachments=attachments,
                 sender=o["sender"],
-                user=CLI,
+                actor=CLI,
             )
         self.stdout.write(f"Sent to {', '.join(result.accepted)}: {result.reply}")
         for recipient, reason in result.refused.items():

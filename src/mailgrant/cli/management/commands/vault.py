@@ -3,13 +3,15 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from mailgrant.cli.support import AdminCommand
+from mailgrant.common.audit import CLI
 from mailgrant.common.crypto import VaultError, add_key_to_file, generate_key, reset_vault
 from mailgrant.common.services import vault_rotate
 
 
-class Command(BaseCommand):
+class Command(AdminCommand):
     help = "Vault keys: rotate (re-encrypt everything under the newest key), generate-key."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -38,7 +40,7 @@ class Command(BaseCommand):
                     )
                 add_key_to_file(Path(settings.MAILGRANT_VAULT_KEY_FILE))
                 reset_vault()
-            result = vault_rotate(actor="cli")
+            result = vault_rotate(actor=CLI)
         except VaultError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(

@@ -1,7 +1,7 @@
 """Single sign-on: start a sign-in with a user-type client, finish it, provision the user.
 
 A sign-in is an authorization code + PKCE flow like Validate (state bound to the browser
-session, single use, 10 minutes; nonce; RFC 9207 iss; ID token checked), but it stores no
+session, single use, short-lived; nonce; RFC 9207 iss; ID token checked), but it stores no
 grant: it finds or creates the Django user behind (client, subject) and signs them in.
 Every sign-in, refusal (with its reason) and user creation writes an audit row.
 """
@@ -19,12 +19,12 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from mailgrant.common.audit import audit_record
+from mailgrant.common.audit import SSO, Actor, AuditAction, audit_record
+from mailgrant.common.errors import Refused, ServiceError
 from mailgrant.directory.errors import DirectoryUserDisabled
 from mailgrant.directory.models import LdapDirectory
 from mailgrant.directory.services.login import directory_account_for_login
 from mailgrant.oauth import protocol
-from mailgrant.oauth.errors import AuthorizationFailed
 from mailgrant.oauth.models import OAuthClient, PendingAuthorization
 from mailgrant.oauth.protocol import ProviderError
 from mailgrant.oauth.selectors import oauth_client_http
@@ -46,7 +46,8 @@ from mailgrant.sso.claims import (
     field_value,
     user_fields_from_claims,
 )
-from mailgrant.sso.models import SsoIdentity
+from mailgrant.sso.models import SignIn, SsoIdentity
+from mailgrant.sso.selectors import sign_in_of
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,15 @@ _STATE_MESSAGES = {
     "state_missing": "The provider's answer carries no state. Start the sign-in again.",
     "state_unknown": "This answer does not belong to a sign-in started here. Start again.",
     "state_replayed": "This sign-in answer was already used. Start the sign-in again.",
-    "state_expired": "The sign-in took longer than 10 minutes. Start it again.",
+    "state_expired": "The sign-in took too long and expired. Start it again.",
     "state_unbound": "This sign-in was started in another browser. Start it again here.",
 }
 
 
-class LoginRefused(Exception):
+class LoginRefused(Refused):
     """A sign-in that did not happen, with the sentence the person sees."""
 
-    def __init__(self, message: str, *, code: str = "login_refused") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+    code = "login_refused"
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def sso_login_start(*, client: OAuthClient, next_url: str = "") -> StartedAuthor
         return authorization_start(
             client=client, purpose=PendingAuthorization.Purpose.LOGIN, return_url=next_url
         )
-    except AuthorizationFailed as exc:
+    except ServiceError as exc:
         _refusal_record(client=client, message=exc.message, code=exc.code)
         raise LoginRefused(exc.message, code=exc.code) from None
 
@@ -115,13 +113,13 @@ def sso_login_complete(
         signed_in = _user_provision(
             client=exchanged.client, claims=claims, return_url=pending.return_url
         )
-    except AuthorizationFailed as exc:
-        message = _STATE_MESSAGES.get(exc.code, exc.message)
-        _refusal_record(client=client, message=message, code=exc.code, pending=pending)
-        raise LoginRefused(message, code=exc.code) from None
     except LoginRefused as exc:
         _refusal_record(client=client, message=exc.message, code=exc.code, pending=pending)
         raise
+    except ServiceError as exc:
+        message = _STATE_MESSAGES.get(exc.code, exc.message)
+        _refusal_record(client=client, message=message, code=exc.code, pending=pending)
+        raise LoginRefused(message, code=exc.code) from None
     PendingAuthorization.objects.filter(pk=pending.pk).update(
         outcome=PendingAuthorization.Outcome.SUCCEEDED,
         message=f"Signed in as {signed_in.user.get_username()}",
@@ -142,9 +140,9 @@ def _refusal_record(
                 outcome=PendingAuthorization.Outcome.FAILED, message=message
             )
         audit_record(
-            actor="sso",
+            actor=SSO,
             target=client,
-            action="sso.login_refused",
+            action=AuditAction.SSO_LOGIN_REFUSED,
             outcome="refused",
             message=f"{code}: {message}",
         )
@@ -159,7 +157,7 @@ def _user_claims(*, exchanged: Exchanged) -> dict[str, Any]:
     client, endpoints, tokens = exchanged.client, exchanged.endpoints, exchanged.tokens
     verified = bool(tokens.id_token and endpoints.jwks_uri and endpoints.issuer)
     claims = dict(exchanged.claims) if verified else {}
-    if client.user_data_source == OAuthClient.UserDataSource.ENDPOINT:
+    if sign_in_of(client=client).user_data_source == SignIn.UserDataSource.ENDPOINT:
         url = client.userinfo_endpoint or endpoints.userinfo_url
         if not url:
             raise LoginRefused(
@@ -195,7 +193,7 @@ def _user_claims(*, exchanged: Exchanged) -> dict[str, Any]:
 
 def _username_path(client: OAuthClient) -> str:
     preset = get_provider(client.provider).username_attribute.get(USER, "")
-    return client.username_attribute or preset or "email"
+    return sign_in_of(client=client).username_attribute or preset or "email"
 
 
 # --- provisioning ----------------------------------------------------------------------------
@@ -241,14 +239,19 @@ def _plan_for(*, client: OAuthClient, claims: dict[str, Any]) -> _Plan:
         ) from None
     if not username.strip():
         raise LoginRefused(f"The {path!r} claim is empty.", code="username_missing")
-    fields, notes = user_fields_from_claims(client.user_fields or {}, claims)
+    sign_in = sign_in_of(client=client)
+    fields, notes = user_fields_from_claims(sign_in.user_fields or {}, claims)
     fields["username"] = username
     plan = _Plan(subject=subject, username=username, fields=fields, notes=notes)
 
     identity = (
         SsoIdentity.objects.select_related("user").filter(client=client, subject=subject).first()
     )
-    directories = list(client.related_ldaps.filter(status=LdapDirectory.Status.ENABLED))
+    directories = (
+        list(sign_in.related_ldaps.filter(status=LdapDirectory.Status.ENABLED))
+        if sign_in.pk
+        else []
+    )
     if identity is not None:
         plan.identity = identity
         account = getattr(identity.user, "directory_account", None)
@@ -282,7 +285,7 @@ def _expression_decide(
     *, client: OAuthClient, claims: dict[str, Any], user: dict[str, Any]
 ) -> dict[str, Any]:
     """The fields the create expression adds; LoginRefused when it does not allow creation."""
-    source = client.user_create_expression.strip()
+    source = sign_in_of(client=client).user_create_expression.strip()
     if not source:
         raise LoginRefused(
             f"{client.name} does not create unknown users (its user create expression is "
@@ -348,17 +351,15 @@ def _plan_apply(*, client: OAuthClient, plan: _Plan, return_url: str) -> SignedI
                 client=client, subject=plan.subject, user=user, last_login_at=now
             )
             audit_record(
-                actor=f"sso:{client.name}",
-                user=user,
+                actor=Actor(name=f"sso:{client.name}", user=user),
                 target=user,
-                action="sso.user_created",
+                action=AuditAction.SSO_USER_CREATED,
                 message=f"created {user.get_username()} from {client.name}",
             )
         audit_record(
-            actor=f"user:{user.get_username()}",
-            user=user,
+            actor=Actor.of(user),
             target=client,
-            action="sso.login",
+            action=AuditAction.SSO_LOGIN,
             message=f"signed in as {user.get_username()} ({how})"
             + (f"; not mapped: {'; '.join(plan.notes)}" if plan.notes else ""),
         )

@@ -1,9 +1,10 @@
+"""The API as a client of it sees it: JSON over the Django test client, one API key."""
+
+from __future__ import annotations
+
 from typing import Any
 
-import pytest
 from django.test import Client
-
-from mailgrant.api.services import apikey_create
 
 
 class Api:
@@ -23,22 +24,3 @@ class Api:
             )
 
         return call
-
-
-@pytest.fixture
-def api_as(db: Any) -> Any:
-    made: dict[tuple[str, ...], str] = {}
-
-    def make(*scopes: str) -> Api:
-        if scopes not in made:
-            _, made[scopes] = apikey_create(
-                name=f"key-{'-'.join(scopes) or 'none'}-{len(made)}", scopes=scopes
-            )
-        return Api(made[scopes])
-
-    return make
-
-
-@pytest.fixture
-def api(api_as: Any) -> Api:
-    return api_as("read", "write", "tokens")

@@ -1,0 +1,1 @@
+"""Writes for single sign-on, one topic a module."""
