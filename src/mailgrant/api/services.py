@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -117,6 +118,7 @@ def _scopes(stored: Any) -> list[str]:
     return json.loads(stored) if isinstance(stored, str) else list(stored)
 
 
+@functools.cache
 def _broker_sql() -> str:
     """The broker's common call in one read: the key (active), the grant and its client
     (the grant's GrantRow, oauth.broker, last)."""

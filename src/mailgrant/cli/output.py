@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from mailgrant.api.schemas import token_body
 from mailgrant.cli.support import human, json_text
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.oauth.protocol import TokenSet
@@ -77,19 +77,7 @@ def write_token(command: BaseCommand, tokens: TokenSet, *, as_json: bool) -> Non
     if not as_json:
         command.stdout.write(tokens.access_token)
         return
-    expires_at = (
-        datetime.fromtimestamp(tokens.expires_at, tz=UTC) if tokens.expires_at is not None else None
-    )
-    command.stdout.write(
-        json_text(
-            {
-                "access_token": tokens.access_token,
-                "token_type": tokens.token_type,
-                "expires_at": expires_at,
-                "scope": tokens.scope,
-            }
-        )
-    )
+    command.stdout.write(json_text(token_body(tokens)))
 
 
 def write_authorization(command: BaseCommand, started: StartedAuthorization, *, wait: bool) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import models
 
 from mailgrant.common.crypto import VaultError
 from mailgrant.common.errors import ServiceError
@@ -130,6 +131,16 @@ def confirm(question: str, *, yes: bool) -> None:
     sys.stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise CommandError("Nothing was deleted.")
+
+
+def flag_of(field: str) -> str:
+    """A field's flag: client_id -> --client-id (the API's JSON names, dashed)."""
+    return "--" + field.replace("_", "-")
+
+
+def help_of(model: type[models.Model], field: str) -> str:
+    """A field's help text, as argparse takes it."""
+    return str(getattr(model._meta.get_field(field), "help_text", "") or "").replace("%", "%%")
 
 
 def add_bool_argument(parser: ArgumentParser, flag: str, help: str) -> None:

@@ -1,3 +1,5 @@
+import functools
+
 from django.conf import settings
 from django.db import models
 
@@ -34,21 +36,16 @@ class AuditSpoolMark(models.Model):
         return f"{self.file} @ {self.offset}"
 
 
+@functools.cache
 def audit_insert_sql() -> str:
     """AuditEvent's row as one INSERT with %s placeholders, its columns read from the model
     (at, actor, user, action, target_type, target_id, target_repr, outcome, message): for the
     token broker, whose audit row the ORM's model and query building would cost more than the
     INSERT itself."""
-    global _audit_insert
-    if _audit_insert is None:
-        meta = AuditEvent._meta
-        names = ["at", "actor", "user", "action", "target_type", "target_id", "target_repr"]
-        columns = [str(meta.get_field(name).column) for name in [*names, "outcome", "message"]]  # type: ignore[union-attr]
-        _audit_insert = (
-            f"INSERT INTO {meta.db_table} ({', '.join(columns)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(columns))})"
-        )
-    return _audit_insert
-
-
-_audit_insert: str | None = None
+    meta = AuditEvent._meta
+    names = ["at", "actor", "user", "action", "target_type", "target_id", "target_repr"]
+    columns = [str(meta.get_field(name).column) for name in [*names, "outcome", "message"]]  # type: ignore[union-attr]
+    return (
+        f"INSERT INTO {meta.db_table} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )

@@ -7,6 +7,7 @@ models' own table and column names, so a renamed field changes it too."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -57,6 +58,7 @@ def grant_row_sql() -> tuple[str, str, str]:
     return select, joins, where
 
 
+@functools.cache
 def _grant_sql() -> str:
     select, joins, where = grant_row_sql()
     return f"SELECT {select} FROM {joins} WHERE {where}"  # noqa: S608

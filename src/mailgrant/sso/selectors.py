@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import QuerySet
 from django.templatetags.static import static
 
 from mailgrant.oauth.models import OAuthClient
@@ -25,21 +26,29 @@ SIGN_IN_FIELDS = (
 
 
 def sign_in_of(*, client: OAuthClient) -> SignIn:
-    """The client's sign-in settings; the defaults (not saved) when it has none yet."""
-    if client.pk is not None:
-        found = SignIn.objects.filter(client_id=client.pk).first()
-        if found is not None:
-            return found
-    return SignIn(client=client) if client.pk is not None else SignIn()
+    """The client's sign-in settings (read once per client instance, or taken from its
+    select_related); the defaults (not saved) when it has none yet."""
+    if client.pk is None:
+        return SignIn()
+    try:
+        return client.sign_in  # type: ignore[no-any-return]
+    except SignIn.DoesNotExist:
+        return SignIn(client=client)
 
 
 def sign_in_public(*, client: OAuthClient) -> dict[str, Any]:
     sign_in = sign_in_of(client=client)
-    related = sign_in.related_ldaps.values_list("pk", flat=True) if sign_in.pk else []
+    related = [d.pk for d in sign_in.related_ldaps.all()] if sign_in.pk else []
     return {
         **{name: getattr(sign_in, name) for name in SIGN_IN_FIELDS},
         "related_ldaps": sorted(related),
     }
+
+
+def clients_with_sign_in(clients: QuerySet[OAuthClient]) -> QuerySet[OAuthClient]:
+    """`clients` with their sign-in settings and related LDAPs read in the same queries, for
+    listing them (client_public) without a query per client."""
+    return clients.select_related("sign_in").prefetch_related("sign_in__related_ldaps")
 
 
 def client_public(*, client: OAuthClient) -> dict[str, Any]:
@@ -66,11 +75,12 @@ class LoginButton:
 
 def login_buttons() -> list[LoginButton]:
     """One button per enabled user-type client, in name order."""
-    clients = OAuthClient.objects.filter(type=USER, status=OAuthClient.Status.ENABLED)
-    settings = {s.client_id: s for s in SignIn.objects.filter(client__in=clients)}
+    clients = OAuthClient.objects.filter(
+        type=USER, status=OAuthClient.Status.ENABLED
+    ).select_related("sign_in")
     buttons = []
-    for client in clients.only("pk", "name", "provider"):
-        sign_in = settings.get(client.pk) or SignIn(client=client)
+    for client in clients:
+        sign_in = sign_in_of(client=client)
         buttons.append(
             LoginButton(
                 client_id=client.pk,

@@ -29,7 +29,7 @@ from mailgrant.oauth.selectors import grant_list, oauth_client_list
 from mailgrant.oauth.services.authorization import authorization_start
 from mailgrant.oauth.services.clients import oauth_client_delete
 from mailgrant.oauth.services.tokens import grant_refresh
-from mailgrant.sso.selectors import client_public
+from mailgrant.sso.selectors import client_public, clients_with_sign_in
 from mailgrant.sso.services.clients import client_create, client_update
 
 router = Router(tags=["oauth-clients"])
@@ -47,7 +47,8 @@ def list_clients(
     type: ClientType | None = None,
     status: ClientStatus | None = None,
 ) -> Any:
-    return [_client_out(c) for c in oauth_client_list(provider=provider, type=type, status=status)]
+    clients = oauth_client_list(provider=provider, type=type, status=status)
+    return [_client_out(c) for c in clients_with_sign_in(clients)]
 
 
 @router.post("", response=answers({201: OAuthClientOut}, 409), auth=scope("write"))

@@ -19,7 +19,6 @@ from mailgrant.oauth.models import OAuthClient
 from mailgrant.oauth.selectors import OAUTH_CLIENT_FIELDS
 from mailgrant.oauth.services.clients import (
     oauth_client_apply,
-    oauth_client_check,
     oauth_client_errors,
     oauth_client_save,
 )
@@ -51,12 +50,6 @@ def sign_in_check(*, sign_in: SignIn) -> dict[str, str]:
         except ExpressionSyntaxError as exc:
             errors["user_create_expression"] = str(exc)
     return errors
-
-
-def client_check(*, client: OAuthClient, sign_in: SignIn) -> dict[str, str]:
-    """How the fields of both halves go together (the admin form, which checked each field
-    already)."""
-    return {**sign_in_check(sign_in=sign_in), **oauth_client_check(client=client)}
 
 
 def client_create(

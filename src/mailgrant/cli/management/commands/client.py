@@ -18,6 +18,8 @@ from mailgrant.cli.support import (
     add_bool_argument,
     add_secret_arguments,
     confirm,
+    flag_of,
+    help_of,
     human,
     json_text,
     read_secret,
@@ -55,14 +57,8 @@ NOT_TEXT = {"name", "client_id", *CHOICES, "verify_ssl", "user_fields"}
 TEXT_FIELDS = [f for f in FIELDS if f not in NOT_TEXT]
 
 
-def _flag(field: str) -> str:
-    return "--" + field.replace("_", "-")
-
-
 def _help(field: str) -> str:
-    model = OAuthClient if field in OAUTH_CLIENT_FIELDS else SignIn
-    model_field = model._meta.get_field(field)
-    return str(getattr(model_field, "help_text", "") or "").replace("%", "%%")
+    return help_of(OAuthClient if field in OAUTH_CLIENT_FIELDS else SignIn, field)
 
 
 class Command(AdminCommand):
@@ -76,7 +72,7 @@ class Command(AdminCommand):
         listing = sub.add_parser("list", help="List clients and their default grant's state.")
         for field, choices in CHOICES.items():
             if field != "user_data_source":
-                listing.add_argument(_flag(field), choices=choices)
+                listing.add_argument(flag_of(field), choices=choices)
         listing.add_argument("--json", action="store_true")
 
         show = sub.add_parser("show", help="Show a client (never its secret) and its grants.")
@@ -137,9 +133,9 @@ class Command(AdminCommand):
         parser.add_argument("--provider", required=creating, choices=CHOICES["provider"])
         parser.add_argument("--client-id", required=creating)
         for field in ("type", "status", "user_data_source"):
-            parser.add_argument(_flag(field), choices=CHOICES[field], help=_help(field))
+            parser.add_argument(flag_of(field), choices=CHOICES[field], help=_help(field))
         for field in TEXT_FIELDS:
-            parser.add_argument(_flag(field), help=_help(field), metavar="TEXT")
+            parser.add_argument(flag_of(field), help=_help(field), metavar="TEXT")
         add_bool_argument(parser, "verify-ssl", "check the provider's TLS certificate")
         parser.add_argument("--user-fields", metavar="JSON", help=_help("user_fields"))
         parser.add_argument(

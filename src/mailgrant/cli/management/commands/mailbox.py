@@ -12,6 +12,8 @@ from mailgrant.cli.support import (
     AdminCommand,
     add_secret_arguments,
     confirm,
+    flag_of,
+    help_of,
     human,
     json_text,
     read_secret,
@@ -128,17 +130,19 @@ class Command(AdminCommand):
         parser.add_argument("--port", type=int, help="empty: the usual port of the protocol")
         parser.add_argument("--username", required=creating)
         for field, choices in CHOICES.items():
-            parser.add_argument(_flag(field), choices=choices)
+            parser.add_argument(flag_of(field), choices=choices)
         parser.add_argument(
             "--oauth-client", metavar="NAME", help="the OAuth client to log in with ('' for none)"
         )
         parser.add_argument(
             "--grant", metavar="ID", help="the client's grant to use ('' for the default grant)"
         )
-        parser.add_argument("--smtp-username", metavar="TEXT", help=_help("smtp_username"))
+        parser.add_argument(
+            "--smtp-username", metavar="TEXT", help=help_of(Mailbox, "smtp_username")
+        )
         parser.add_argument("--folder", metavar="TEXT")
         parser.add_argument(
-            "--post-fetch-action", metavar="ACTION", help=_help("post_fetch_action")
+            "--post-fetch-action", metavar="ACTION", help=help_of(Mailbox, "post_fetch_action")
         )
         parser.add_argument("--poll-interval", type=int, metavar="SECONDS")
         enabled = parser.add_mutually_exclusive_group()
@@ -292,14 +296,6 @@ class Command(AdminCommand):
         self.stdout.write(f"Sent to {', '.join(result.accepted)}: {result.reply}")
         for recipient, reason in result.refused.items():
             self.stderr.write(f"refused {recipient}: {reason}")
-
-
-def _flag(field: str) -> str:
-    return "--" + field.replace("_", "-")
-
-
-def _help(field: str) -> str:
-    return str(getattr(Mailbox._meta.get_field(field), "help_text", "") or "").replace("%", "%%")
 
 
 def _public(mailbox: Mailbox) -> dict[str, Any]:
