@@ -9,7 +9,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -375,7 +375,9 @@ def _grant_store_authorization(
         grant.subject = subject
         grant.state = Grant.State.AUTHORIZED
         grant.token_set = tokens.to_dict()  # type: ignore[assignment]
-        grant.original_token_set = tokens.to_dict()  # type: ignore[assignment]
+        # The set as first obtained, as a record: without the refresh token, which would be a
+        # second copy of a credential that may still be live.
+        grant.original_token_set = replace(tokens, refresh_token=None).to_dict()  # type: ignore[assignment]
         grant.scope = tokens.scope
         grant.expires_at = tokens.expiry
         grant.authorized_at = now
