@@ -263,7 +263,7 @@ def test_a_token_that_is_not_valid_long_enough_is_left_to_the_route(
     soon = make_grant(client, expires_in=120)  # inside the 300 s refresh margin
     assert api_as("tokens").post(url(soon.pk)).json()["access_token"] == "refreshed"
     Grant.objects.filter(pk=soon.pk).delete()
-    hour = make_grant(client, expires_in=3600)
+    hour = make_grant(client, expires_in=3000, lifetime=3600)  # an hour's token, 10 min old
     assert api_as("tokens").post(url(hour.pk) + "?min_valid_seconds=7200").status_code == 200
     assert calls == [expired.pk, soon.pk, hour.pk]
     assert (
@@ -276,7 +276,9 @@ def test_a_token_that_is_not_valid_long_enough_is_left_to_the_route(
 @pytest.mark.integration
 def test_expired_token_is_refreshed_at_the_provider(api_as, oidc, mail_grant) -> None:
     old = mail_grant.tokens()
-    expired = TokenSet.from_dict({**old.to_dict(), "expires_at": old.obtained_at + 1})
+    expired = TokenSet.from_dict(
+        {**old.to_dict(), "obtained_at": old.obtained_at - 3600, "expires_at": old.obtained_at - 1}
+    )
     Grant.objects.filter(pk=mail_grant.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     grant = Grant.objects.get(pk=mail_grant.pk)
     grant.token_set = expired.to_dict()  # type: ignore[assignment]

@@ -56,7 +56,7 @@ def test_rotated_refresh_token_is_saved(make_client, make_grant, fake_provider) 
 
 def test_fresh_token_is_not_refreshed(make_client, make_grant, fake_provider) -> None:
     client = make_client(token_url=f"{fake_provider.url}/token")
-    grant = make_grant(client, expires_in=3600)
+    grant = make_grant(client, expires_in=3000, lifetime=3600)  # ten minutes old
     assert access_token_for(grant=grant).access_token == "at-initial"
     assert fake_provider.requests == []
     fake_provider.answer("/token", {"access_token": "at-longer", "expires_in": 7200})

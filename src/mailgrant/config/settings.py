@@ -191,3 +191,9 @@ LOGGING = {
         "httpx": {"level": _library_level},
     },
 }
+
+# --- Limits: refreshes, started authorizations, password guessing (issue #11) -----------------
+
+# A broker caller asking a longer validity than the provider's tokens have gets the provider's
+# token, refreshed at most once this many seconds (per grant), however often it asks.
+MAILGRANT_REFRESH_MIN_INTERVAL = int(os.environ.get("MAILGRANT_REFRESH_MIN_INTERVAL", "60"))

@@ -70,18 +70,29 @@ def _refresh_margin(tokens: TokenSet) -> float:
     return margin if lifetime is None else min(margin, lifetime / 2)
 
 
+def _validity_wanted(tokens: TokenSet, min_valid_seconds: float) -> float:
+    """`min_valid_seconds`, but no more than a token of this lifetime has left once it is
+    MAILGRANT_REFRESH_MIN_INTERVAL old: a caller asking more than the provider gives then gets
+    the provider's token, refreshed at most once an interval, not on every call."""
+    lifetime = tokens.lifetime
+    if lifetime is None:
+        return min_valid_seconds
+    return min(min_valid_seconds, lifetime - float(settings.MAILGRANT_REFRESH_MIN_INTERVAL))
+
+
 def tokens_usable(
     *, state: str, client_enabled: bool, tokens: TokenSet | None, min_valid_seconds: float
 ) -> bool:
     """True when `tokens` may be handed out as they are: the client is enabled, the grant
-    authorized, and the access token valid for longer than both `min_valid_seconds` and the
-    refresh margin (MAILGRANT_REFRESH_MARGIN, at most half the token's lifetime)."""
+    authorized, and the access token valid for longer than both `min_valid_seconds` (as far
+    as the provider's lifetime allows, `_validity_wanted`) and the refresh margin
+    (MAILGRANT_REFRESH_MARGIN, at most half the token's lifetime)."""
     if not client_enabled or state != Grant.State.AUTHORIZED or tokens is None:
         return False
     if tokens.expires_at is None:
         return True  # the provider gave no lifetime: use it until refused
     remaining = tokens.expires_at - timezone.now().timestamp()
-    return remaining > max(_refresh_margin(tokens), min_valid_seconds)
+    return remaining > max(_refresh_margin(tokens), _validity_wanted(tokens, min_valid_seconds))
 
 
 @dataclass(frozen=True)
