@@ -120,7 +120,7 @@ def test_password_is_write_only_and_test_shows_a_masked_transcript(admin_client,
     assert "Message 1" in listing.content.decode()
 
 
-def test_authorize_validates_the_mailbox_account_and_warns_on_another(
+def test_authorize_validates_the_mailbox_account_and_refuses_another(
     admin_client, oidc, oidc_client, dovecot
 ):
     client = oidc_client()
@@ -144,12 +144,9 @@ def test_authorize_validates_the_mailbox_account_and_warns_on_another(
     )
     parts = urlsplit(redirect)
     landed = admin_client.get(f"{parts.path}?{parts.query}", follow=True)
-    assert landed.redirect_chain[-1][0] == reverse(
-        "admin:mailboxes_mailbox_change", args=[mailbox.pk]
-    )
     text = " | ".join(str(m) for m in landed.context["messages"])
-    assert "Authorized as alice@example.test" in text
-    assert "but the mailbox is bob@example.test" in text
+    assert "Signed in as alice@example.test" in text
+    assert "this authorization is for bob@example.test: nothing was stored" in text
     mailbox.refresh_from_db()
     assert mailbox.grant is not None and not mailbox.grant.is_default
-    assert mailbox.grant.account == "alice@example.test"
+    assert mailbox.grant.account == "bob@example.test" and mailbox.grant.tokens() is None

@@ -160,7 +160,9 @@ class ValidateIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     grant: int | None = Field(None, description="a grant of this client; empty: the default")
-    login_hint: str = Field("", max_length=320)
+    login_hint: str = Field(
+        "", max_length=320, description="the account to sign in as; another one is refused"
+    )
 
 
 class ValidateOut(Schema):

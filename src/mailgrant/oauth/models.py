@@ -171,7 +171,9 @@ class PendingAuthorization(models.Model):
         max_length=1000, blank=True, help_text="Where the admin lands afterwards (a local path)."
     )
     expected_account = models.CharField(
-        max_length=320, blank=True, help_text="Warn when the account that signs in differs."
+        max_length=320,
+        blank=True,
+        help_text="Refuse another account than this one (a login hint, a mailbox's address).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)

@@ -55,7 +55,8 @@ class Authorized:
 
 
 # Started outside a browser session (an API call, the command line): the state alone is the key,
-# so any browser may finish them.
+# so any browser may finish them; one started for a named account finishes only as that account
+# (_check_expected_account).
 UNBOUND_PURPOSES = {PendingAuthorization.Purpose.API, PendingAuthorization.Purpose.CLI}
 
 
@@ -284,12 +285,33 @@ def _authorization_finish(
     )
     claims = exchanged.claims
     account = next((str(claims[c]) for c in ACCOUNT_CLAIMS if claims.get(c)), "")
+    _check_expected_account(pending=pending, claims=claims, account=account)
     return _grant_store_authorization(
         pending=pending,
         client=exchanged.client,
         tokens=exchanged.tokens,
         account=account,
         subject=str(claims.get("sub", "")),
+    )
+
+
+def _check_expected_account(
+    *, pending: PendingAuthorization, claims: dict[str, Any], account: str
+) -> None:
+    """A Validate started for a named account (a login hint, a mailbox's address) finishes
+    only as that account: the authorize URL may be seen by others (a chat, a terminal), and
+    whoever opens it must not put their own mailbox in its place."""
+    expected = pending.expected_account
+    if not expected:
+        return
+    names = {str(claims[c]).casefold() for c in ACCOUNT_CLAIMS if claims.get(c)}
+    if expected.casefold() in names:
+        return
+    raise Refused(
+        f"Signed in as {account or 'an account the provider does not name'}, but this "
+        f"authorization is for {expected}: nothing was stored. Sign in as {expected} and "
+        "start again.",
+        code="account_mismatch",
     )
 
 
@@ -361,13 +383,7 @@ def _grant_store_authorization(
                     "expires. Ask for offline access (offline_access, or Google's "
                     "access_type=offline with prompt=consent)."
                 )
-        expected = pending.expected_account
-        if expected and account and expected.lower() != account.lower():
-            warnings.append(
-                f"Authorized as {account}, but the mailbox is {expected}: the mail "
-                "server will refuse this token unless that account may use it."
-            )
-        elif grant.pk and grant.account and account and grant.account != account:
+        if grant.pk and grant.account and account and grant.account != account:
             warnings.append(
                 f"This grant was authorized as {grant.account} before; it is now {account}."
             )

@@ -96,7 +96,9 @@ class Command(AdminCommand):
             help="Print the URL to authorize the client at its provider, in any browser.",
         )
         validate.add_argument("name")
-        validate.add_argument("--login-hint", default="", help="the account to sign in as")
+        validate.add_argument(
+            "--login-hint", default="", help="the account to sign in as (another is refused)"
+        )
         validate.add_argument(
             "--grant",
             type=int,
