@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -189,6 +190,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": MAILGRANT_LOG_LEVEL, "propagate": False},
         "httpcore": {"level": _library_level},
         "httpx": {"level": _library_level},
+        # axes says at INFO what it counts on every start and try: WARNING keeps its lockouts.
+        "axes": {"level": "WARNING"},
     },
 }
 
@@ -197,3 +200,25 @@ LOGGING = {
 # A broker caller asking a longer validity than the provider's tokens have gets the provider's
 # token, refreshed at most once this many seconds (per grant), however often it asks.
 MAILGRANT_REFRESH_MIN_INTERVAL = int(os.environ.get("MAILGRANT_REFRESH_MIN_INTERVAL", "60"))
+
+# Password guessing on the login pages (django-axes; mailgrant.sso.lockout): after this many
+# failed tries from one client IP, or against one username, further tries are refused (429)
+# for this many seconds. Counted in the database, so every serving process sees the same count.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["mailgrant.sso.lockout.LoginThrottle", *AUTHENTICATION_BACKENDS]
+AXES_FAILURE_LIMIT = int(os.environ.get("MAILGRANT_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(seconds=int(os.environ.get("MAILGRANT_LOGIN_LOCKOUT_SECONDS", "900")))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_USERNAME_CALLABLE = "mailgrant.sso.lockout.login_username"
+# Named, not axes' lazy default (which the error pages' setting filter cannot read).
+AXES_USERNAME_FORM_FIELD = "username"
+# mailgrant.sso.lockout resets only the signed-in username's failures (axes' own reset would
+# also clear the IP's failures against other usernames).
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_TEMPLATE = "sso/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# The client IP is the connection's (REMOTE_ADDR): a forwarded-for header is anyone's to write.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# Successful sign-ins are not logged by axes (the failures are what it is for).
+AXES_DISABLE_ACCESS_LOG = True
