@@ -201,6 +201,11 @@ LOGGING = {
 # token, refreshed at most once this many seconds (per grant), however often it asks.
 MAILGRANT_REFRESH_MIN_INTERVAL = int(os.environ.get("MAILGRANT_REFRESH_MIN_INTERVAL", "60"))
 
+# Sign-ins started (by anyone: no account is needed) and not yet finished, at most this many
+# from one client IP and this many in all; expired ones are purged first.
+MAILGRANT_SIGN_IN_STARTS_PER_IP = int(os.environ.get("MAILGRANT_SIGN_IN_STARTS_PER_IP", "20"))
+MAILGRANT_SIGN_IN_STARTS_MAX = int(os.environ.get("MAILGRANT_SIGN_IN_STARTS_MAX", "2000"))
+
 # Password guessing on the login pages (django-axes; mailgrant.sso.lockout): after this many
 # failed tries from one client IP, or against one username, further tries are refused (429)
 # for this many seconds. Counted in the database, so every serving process sees the same count.

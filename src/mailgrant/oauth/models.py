@@ -175,6 +175,9 @@ class PendingAuthorization(models.Model):
         blank=True,
         help_text="Refuse another account than this one (a login hint, a mailbox's address).",
     )
+    client_ip = models.GenericIPAddressField(
+        null=True, blank=True, help_text="Where a start without an account came from (sign-in)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
     consumed_at = models.DateTimeField(null=True, blank=True)

@@ -24,9 +24,13 @@ def start(request: HttpRequest, client_id: int) -> HttpResponse:
     except OAuthClient.DoesNotExist:
         raise Http404("No such sign-in.") from None
     try:
-        started = sso_login_start(client=client, next_url=request.POST.get("next", ""))
+        started = sso_login_start(
+            client=client,
+            next_url=request.POST.get("next", ""),
+            client_ip=request.META.get("REMOTE_ADDR") or None,
+        )
     except LoginRefused as exc:
-        return refused(request, exc.message)
+        return refused(request, exc.message, status=exc.status)
     remember_binding(request, started.binding)
     return HttpResponseRedirect(started.url)
 
@@ -42,12 +46,13 @@ def complete(request: HttpRequest, client_id: int) -> HttpResponse:
     return HttpResponseRedirect(signed_in.return_url or default)
 
 
-def refused(request: HttpRequest, message: str) -> HttpResponse:
+def refused(request: HttpRequest, message: str, status: int = 403) -> HttpResponse:
+    """A sign-in that did not happen: 403, or 429 when too many were started."""
     return render(
         request,
         "sso/refused.html",
         {"message": message, "login_url": reverse("login")},
-        status=403,
+        status=429 if status == 429 else 403,
     )
 
 

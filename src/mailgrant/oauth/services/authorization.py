@@ -72,8 +72,11 @@ def authorization_start(
     grant: Grant | None = None,
     login_hint: str = "",
     return_url: str = "",
+    client_ip: str | None = None,
+    audited: bool = True,
 ) -> StartedAuthorization:
-    """Build the provider's authorize URL and remember what the callback must check."""
+    """Build the provider's authorize URL and remember what the callback must check.
+    `audited=False` for a start that needs no account (a sign-in), audited when it ends."""
     if not client.is_enabled:
         raise NeedsAdmin(
             "This client is disabled: enable it before validating.", code="client_disabled"
@@ -115,9 +118,13 @@ def authorization_start(
             if url_has_allowed_host_and_scheme(return_url, allowed_hosts=set())
             else "",
             expected_account=login_hint,
+            client_ip=client_ip,
             expires_at=now + timedelta(seconds=settings.MAILGRANT_AUTHORIZATION_TTL),
         )
-        audit_record(actor=actor, target=client, action=AuditAction.OAUTH_CLIENT_VALIDATE_STARTED)
+        if audited:
+            audit_record(
+                actor=actor, target=client, action=AuditAction.OAUTH_CLIENT_VALIDATE_STARTED
+            )
     return StartedAuthorization(url=request.url, binding=binding, pending=pending)
 
 

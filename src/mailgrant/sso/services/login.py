@@ -75,16 +75,50 @@ class SignedIn:
     notes: list[str] = field(default_factory=list)
 
 
-def sso_login_start(*, client: OAuthClient, next_url: str = "") -> StartedAuthorization:
+class TooManySignIns(LoginRefused):
+    """Too many sign-ins started and not finished: from this address, or from everyone."""
+
+    status = 429
+    code = "too_many_sign_ins"
+
+
+def sso_login_start(
+    *, client: OAuthClient, next_url: str = "", client_ip: str | None = None
+) -> StartedAuthorization:
+    """Start a sign-in. Anyone may, so nothing here grows without bound: the start writes no
+    audit row (its completion or refusal does), and the started sign-ins still waiting are
+    capped per client IP and overall, expired ones purged first."""
     if client.type != USER or not client.is_enabled:
         raise LoginRefused(f"{client.name} is not offered for sign-in.", code="client_unusable")
+    _sign_in_starts_check(client_ip=client_ip)
     try:
         return authorization_start(
-            client=client, purpose=PendingAuthorization.Purpose.LOGIN, return_url=next_url
+            client=client,
+            purpose=PendingAuthorization.Purpose.LOGIN,
+            return_url=next_url,
+            client_ip=client_ip,
+            audited=False,
         )
     except ServiceError as exc:
         _refusal_record(client=client, message=exc.message, code=exc.code)
         raise LoginRefused(exc.message, code=exc.code) from None
+
+
+def _sign_in_starts_check(*, client_ip: str | None) -> None:
+    now = timezone.now()
+    starts = PendingAuthorization.objects.filter(purpose=PendingAuthorization.Purpose.LOGIN)
+    # Nobody polls a sign-in once it expired (unlike an API Validate): it goes at once.
+    starts.filter(expires_at__lte=now).delete()
+    waiting = starts.filter(consumed_at__isnull=True)
+    crowded = (
+        client_ip is not None
+        and waiting.filter(client_ip=client_ip).count() >= settings.MAILGRANT_SIGN_IN_STARTS_PER_IP
+    ) or waiting.count() >= settings.MAILGRANT_SIGN_IN_STARTS_MAX
+    if crowded:
+        # Neither audited nor logged per try: that would be the flood's write again.
+        raise TooManySignIns(
+            "Too many sign-ins were started and not finished. Wait a few minutes, then try again.",
+        )
 
 
 def sso_login_complete(
