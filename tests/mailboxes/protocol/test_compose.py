@@ -95,6 +95,8 @@ def test_a_control_character_once_decoded_is_refused_naming_the_field(parts, fie
         "a@example.test\u2028",
         "",
         "no at sign",
+        "jörg@example.test",
+        "a@exämple.test",
     ],
 )
 def test_an_entry_that_is_not_exactly_one_address_is_refused(address) -> None:

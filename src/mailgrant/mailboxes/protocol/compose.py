@@ -89,6 +89,10 @@ def check_addresses(field: str, addresses: Sequence[str]) -> None:
                 field, f"{shown} holds {len(parsed)} addresses: give each as its own entry"
             )
         _, addr = parseaddr(address)
+        if addr and not addr.isascii():
+            raise AddressInvalid(
+                field, f"{shown}: internationalized addresses (SMTPUTF8) are not supported"
+            )
         if (
             len(parsed) != 1
             or header.defects  # e.g. a second address the parser dropped
