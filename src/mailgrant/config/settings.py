@@ -18,7 +18,7 @@ def _env_bool(name: str, default: bool = False) -> bool:
 
 
 MAILGRANT_HOME = Path(os.environ.get("MAILGRANT_HOME", "./var")).resolve()
-MAILGRANT_HOME.mkdir(parents=True, exist_ok=True)
+MAILGRANT_HOME.mkdir(mode=0o700, parents=True, exist_ok=True)  # common.home tightens an old one
 
 MAILGRANT_LISTEN = os.environ.get("MAILGRANT_LISTEN", "127.0.0.1:8000")
 MAILGRANT_BASE_URL = os.environ.get("MAILGRANT_BASE_URL", f"http://{MAILGRANT_LISTEN}").rstrip("/")
