@@ -168,7 +168,17 @@ def _fetch_imap(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
             in_flight: Future[list[_Row]] | None = None
             for batch in _batches(new):
-                fetched = [(str(uid), raw) for uid, raw in imap.fetch([m.uid for m in batch])]
+                try:
+                    fetched = [
+                        (str(uid), raw)
+                        for uid, raw in imap.fetch(batch, max_bytes=MAX_MESSAGE_BYTES)
+                    ]
+                except MailError:
+                    # The batch before is stored and durable: its rows stay (its post-fetch
+                    # action runs on the next fetch), this batch stays on the server.
+                    if in_flight:
+                        _insert_messages(in_flight.result())
+                    raise
                 result.fetched += len(fetched)
                 result.bytes += sum(len(raw) for _, raw in fetched)
                 job = writer.submit(_store_batch, destination, fetched, _now_for_database())
@@ -377,7 +387,13 @@ def _fetch_pop3(
             if m.size > MAX_MESSAGE_BYTES:
                 result.errors.append(f"message {m.uidl} is {m.size} bytes: left on the server")
                 continue
-            raw = pop.retrieve(m.number)
+            try:
+                raw = pop.retrieve(m, max_bytes=MAX_MESSAGE_BYTES)
+            except MailError:
+                if rows:  # what is written is kept; this one and the rest stay on the server
+                    sync(destination.root, [r.path for r in rows])
+                    _insert_messages(rows)
+                raise
             row = _stored_row(destination, m.uidl, raw, _now_for_database())
             write_message(destination.root, row.path, raw)
             rows.append(row)
