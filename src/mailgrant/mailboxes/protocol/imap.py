@@ -88,7 +88,6 @@ class _Recording:
 
     transcript: Transcript | None = None
     literals = _Literals()  # outside a command that says otherwise; never used up
-    literal_bytes = 0  # read so far, for the record
     _announcing = b""  # the line that announced the literal
     file: Any  # imaplib's
 
@@ -112,7 +111,6 @@ class _Recording:
             if not chunk:
                 raise imaplib.IMAP4.abort("EOF inside a literal")
             data += chunk
-            self.literal_bytes += len(chunk)
         return bytes(data)
 
 

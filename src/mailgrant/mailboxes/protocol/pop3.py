@@ -29,9 +29,10 @@ from mailgrant.mailboxes.protocol.transport import (
     size_allowance,
 )
 
-# RFC 1939: "nn mm" (LIST) and "nn unique-id" (UIDL, 1 to 70 printable characters).
+# RFC 1939: "nn mm" (LIST) and "nn unique-id" (UIDL: printable, 70 characters by the RFC, up
+# to the 100 the index holds from servers that go past it).
 _LIST_LINE = re.compile(rb"(\d{1,18}) (\d{1,18})")
-_UIDL_LINE = re.compile(rb"(\d{1,18}) ([\x21-\x7e]{1,70})")
+_UIDL_LINE = re.compile(rb"(\d{1,18}) ([\x21-\x7e]{1,100})")
 
 
 @dataclass(frozen=True)
