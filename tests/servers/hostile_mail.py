@@ -101,6 +101,7 @@ def _uids(text: str) -> set[int]:
 class HostileImap(_Server):
     uidvalidity: str = "7"
     break_off_in: str = ""  # "SELECT" or "FETCH": close the connection half-way through it
+    uid_last: bool = False  # name a message's UID after its body (RFC 3501 allows any order)
 
     def _session(self, rfile: Any, wfile: Any) -> None:
         def say(*lines: str) -> None:
@@ -132,7 +133,10 @@ class HostileImap(_Server):
                     if m.uid not in wanted:
                         continue
                     size = len(m.raw) if m.announced is None else m.announced
-                    wfile.write(f"* {n} FETCH (UID {m.uid} BODY[] {{{size}}}\r\n".encode())
+                    head = (
+                        f"BODY[] {{{size}}}" if self.uid_last else f"UID {m.uid} BODY[] {{{size}}}"
+                    )
+                    wfile.write(f"* {n} FETCH ({head}\r\n".encode())
                     if self.break_off_in == "FETCH":
                         wfile.write(m.raw[: len(m.raw) // 2])
                         wfile.flush()
@@ -141,7 +145,7 @@ class HostileImap(_Server):
                         wfile.write(m.raw)
                     else:
                         self._flood(wfile, min(m.flood, size))
-                    wfile.write(b")\r\n")
+                    wfile.write(f" UID {m.uid})\r\n".encode() if self.uid_last else b")\r\n")
                 say(f"{tag} OK fetched")
             elif verb == "LOGOUT":
                 say("* BYE see you", f"{tag} OK bye")

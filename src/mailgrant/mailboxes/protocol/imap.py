@@ -65,17 +65,19 @@ class _Literals:
     left: int | None = None
 
     def take(self, line: bytes, size: int) -> None:
-        uid = _FETCH_ITEM.search(line)
+        found = _FETCH_ITEM.search(line)
+        uid = int(found.group(1)) if found else None
         if self.each:
-            allowed = self.each.get(int(uid.group(1)), 0) if uid else max(self.each.values())
+            allowed = self.each.get(uid, 0) if uid is not None else max(self.each.values())
         else:
             allowed = self.default
         if size > allowed or (self.left is not None and size > self.left):
-            what = f"UID {uid.group(1).decode()}" if uid else "a reply"
             raise TooLarge(
-                f"The server announced {size} bytes for {what}, more than the "
+                f"The server announced {size} bytes for "
+                f"{f'UID {uid}' if uid is not None else 'a reply'}, more than the "
                 f"{min(allowed, self.left if self.left is not None else allowed)} it may "
-                "have: nothing of it was kept, and it stays on the server."
+                "have: nothing of it was kept, and it stays on the server.",
+                message_key=str(uid) if uid in self.each else "",
             )
         if self.left is not None:
             self.left -= size
@@ -317,7 +319,8 @@ class ImapClient(MailClient):
                 if len(item[1]) > allowed.get(uid, 0):  # its UID came after the literal
                     raise TooLarge(
                         f"The server sent {len(item[1])} bytes for UID {uid}, more than the "
-                        f"{allowed.get(uid, 0)} it may have: it stays on the server."
+                        f"{allowed.get(uid, 0)} it may have: it stays on the server.",
+                        message_key=str(uid),
                     )
                 yield uid, item[1]
 

@@ -188,7 +188,8 @@ class Pop3Client(MailClient):
                     raise TooLarge(
                         f"Message {message.uidl} is larger than the {message.size} bytes the "
                         f"server listed (over {allowed} read): nothing of it was kept, and it "
-                        "stays on the server."
+                        "stays on the server.",
+                        message_key=message.uidl,
                     )
 
     def delete(self, number: int) -> None:

@@ -90,10 +90,12 @@ class AuthRefused(MailError):
 
 class TooLarge(MailError):
     """The server sent more than it said it would (or than mailgrant takes): the read stopped
-    there, and the connection is out of step and must be dropped."""
+    there, and the connection is out of step and must be dropped. `message_key` is the UID or
+    UIDL of the message at fault, empty when the reply did not say which."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, message_key: str = "") -> None:
         super().__init__("too_large", message)
+        self.message_key = message_key
 
 
 @dataclass
