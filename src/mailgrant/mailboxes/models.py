@@ -105,6 +105,9 @@ class Mailbox(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "mailboxes"
+        # Sending as the mailbox (POST /mailboxes/{id}/send) is its own right: whoever may fix
+        # a mailbox's settings need not speak in its name, nor a sending integration edit it.
+        permissions = [("send_message", "Can send mail as the mailbox")]
 
     def __str__(self) -> str:
         return self.name

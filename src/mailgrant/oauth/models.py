@@ -113,6 +113,9 @@ class Grant(models.Model):
                 fields=["client"], condition=Q(is_default=True), name="one_default_grant_per_client"
             ),
         ]
+        # The token broker's right for an admin session (POST /grants/{id}/access-token): a live
+        # access token is more than viewing or changing the grant.
+        permissions = [("issue_token", "Can issue access tokens of the grant (token broker)")]
 
     def __str__(self) -> str:
         return self.describe(client_name=self.client.name, account=self.account)
