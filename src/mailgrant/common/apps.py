@@ -1,7 +1,14 @@
 from django.apps import AppConfig
+from django.urls import register_converter
 
 
 class CommonConfig(AppConfig):
     name = "mailgrant.common"
     label = "common"
     verbose_name = "Audit"
+
+    def ready(self) -> None:
+        from mailgrant.common.converters import IdConverter
+
+        # Once, before any URLconf is read: every HTML route with an id uses `<id:...>`.
+        register_converter(IdConverter, "id")

@@ -100,17 +100,17 @@ class MailboxAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
         return [
-            path("<path:object_id>/test/", wrap(self.test_view), name="mailboxes_mailbox_test"),
-            path("<path:object_id>/fetch/", wrap(self.fetch_view), name="mailboxes_mailbox_fetch"),
+            path("<id:object_id>/test/", wrap(self.test_view), name="mailboxes_mailbox_test"),
+            path("<id:object_id>/fetch/", wrap(self.fetch_view), name="mailboxes_mailbox_fetch"),
             path(
-                "<path:object_id>/authorize/",
+                "<id:object_id>/authorize/",
                 wrap(self.authorize_view),
                 name="mailboxes_mailbox_authorize",
             ),
             *super().get_urls(),
         ]
 
-    def _mailbox_for_post(self, request: HttpRequest, object_id: str) -> Mailbox | HttpResponse:
+    def _mailbox_for_post(self, request: HttpRequest, object_id: int) -> Mailbox | HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         mailbox = get_object_or_404(
@@ -123,7 +123,7 @@ class MailboxAdmin(admin.ModelAdmin):
     def _back(self, mailbox: Mailbox) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:mailboxes_mailbox_change", args=[mailbox.pk]))
 
-    def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         mailbox = self._mailbox_for_post(request, object_id)
         if isinstance(mailbox, HttpResponse):
             return mailbox
@@ -137,7 +137,7 @@ class MailboxAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/mailboxes/mailbox/test_result.html", context)
 
-    def fetch_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def fetch_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         mailbox = self._mailbox_for_post(request, object_id)
         if isinstance(mailbox, HttpResponse):
             return mailbox
@@ -156,7 +156,7 @@ class MailboxAdmin(admin.ModelAdmin):
                 messages.warning(request, error)
         return self._back(mailbox)
 
-    def authorize_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def authorize_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         mailbox = self._mailbox_for_post(request, object_id)
         if isinstance(mailbox, HttpResponse):
             return mailbox

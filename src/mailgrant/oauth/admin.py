@@ -157,11 +157,11 @@ class OAuthClientAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         validate = self.admin_site.admin_view(self.validate_view)
         return [
-            path("<path:object_id>/validate/", validate, name="oauth_oauthclient_validate"),
+            path("<id:object_id>/validate/", validate, name="oauth_oauthclient_validate"),
             *super().get_urls(),
         ]
 
-    def validate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def validate_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         client = get_object_or_404(OAuthClient, pk=object_id)
