@@ -1,4 +1,7 @@
+import logging
+
 from django.apps import AppConfig
+from django.conf import settings
 from django.urls import register_converter
 
 
@@ -12,3 +15,9 @@ class CommonConfig(AppConfig):
 
         # Once, before any URLconf is read: every HTML route with an id uses `<id:...>`.
         register_converter(IdConverter, "id")
+
+        if settings.DEBUG:
+            logging.getLogger("mailgrant").warning(
+                "MAILGRANT_DEBUG is on: never in production. Error pages show code and local "
+                "values to superusers, and every query is kept in memory."
+            )

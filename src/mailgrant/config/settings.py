@@ -171,7 +171,10 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/accounts/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# --- Error pages and logs with DEBUG on (review finding 9) ---------------------------------
 DEFAULT_EXCEPTION_REPORTER_FILTER = "mailgrant.common.redaction.RedactingExceptionReporterFilter"
+# The technical 500 page only for a signed-in superuser; everyone else gets the plain one.
+DEFAULT_EXCEPTION_REPORTER = "mailgrant.common.redaction.SuperuserExceptionReporter"
 
 MAILGRANT_LOG_LEVEL = os.environ.get("MAILGRANT_LOG_LEVEL", "INFO").upper()
 # At INFO the HTTP libraries stay quiet; at DEBUG everything talks (still through the filter).
@@ -189,5 +192,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": MAILGRANT_LOG_LEVEL, "propagate": False},
         "httpcore": {"level": _library_level},
         "httpx": {"level": _library_level},
+        # Never at DEBUG: with DEBUG on it logs every statement with its values inlined
+        # (session keys, hashes, sealed secrets, mail), which no pattern can tell from data.
+        "django.db.backends": {"level": "INFO"},
     },
 }
