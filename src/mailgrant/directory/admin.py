@@ -24,6 +24,9 @@ from mailgrant.directory.services.sync import ldap_directory_sync
 
 @admin.register(LdapDirectory)
 class LdapDirectoryAdmin(admin.ModelAdmin):
+    class Media:
+        css = {"all": ["mailgrant/admin.css"]}  # no inline style: the CSP allows none
+
     form = LdapDirectoryForm
     # The form's bind_password is write-only input for the service, never copied onto the model.
     exclude = ["bind_password"]

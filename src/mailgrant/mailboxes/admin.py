@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from mailgrant.common.audit import Actor
+from mailgrant.common.csp import allow_form_target
 from mailgrant.common.errors import ServiceError
 from mailgrant.mailboxes.forms import MailboxForm
 from mailgrant.mailboxes.models import Mailbox, Message
@@ -19,11 +20,15 @@ from mailgrant.mailboxes.services.mailboxes import (
     mailbox_save,
 )
 from mailgrant.mailboxes.services.test import mailbox_test
+from mailgrant.oauth.selectors import oauth_client_authorize_url
 from mailgrant.oauth.session import remember_binding
 
 
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
+    class Media:
+        css = {"all": ["mailgrant/admin.css"]}  # no inline style: the CSP allows none
+
     form = MailboxForm
     exclude = ["password"]  # the form's write-only field goes to the service, not the model
     list_display = [
@@ -96,6 +101,19 @@ class MailboxAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Mailbox]) -> None:
         for mailbox in queryset:
             mailbox_delete(mailbox=mailbox, actor=Actor.of(request.user))
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: Any,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if obj is not None and obj.oauth_client_id:  # its Authorize button ends at the provider
+            allow_form_target(request, oauth_client_authorize_url(client=obj.oauth_client))
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
