@@ -46,7 +46,28 @@ CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
 if _base.scheme == "https":
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# --- Browser security headers (review finding 13) -----------------------------------------
+# HSTS once the public URL is https: browsers then never try plain http for this host.
+if _base.scheme == "https":
+    SECURE_HSTS_SECONDS = int(os.environ.get("MAILGRANT_HSTS_SECONDS", str(365 * 24 * 3600)))
+# X-Forwarded-Proto is believed only when the operator says a proxy in front sets it (and
+# overwrites what clients send); otherwise any client could claim https.
+if _env_bool("MAILGRANT_TRUST_PROXY_PROTO"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# One strict policy for every page (django-csp, until Django 6.0 has its own): nothing inline,
+# nothing from elsewhere; data: images are the uploaded sign-in button icons. A form may also
+# post to where a page's own buttons lead (a provider's authorize URL), added per page.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -55,6 +76,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # its Swagger UI files, served from here (whitenoise), not from a CDN
     "mailgrant.common",
     "mailgrant.oauth",
     "mailgrant.mailboxes",
@@ -73,6 +95,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mailgrant.common.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "mailgrant.config.urls"
@@ -171,7 +194,10 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/accounts/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# --- Error pages and logs with DEBUG on (review finding 9) ---------------------------------
 DEFAULT_EXCEPTION_REPORTER_FILTER = "mailgrant.common.redaction.RedactingExceptionReporterFilter"
+# The technical 500 page only for a signed-in superuser; everyone else gets the plain one.
+DEFAULT_EXCEPTION_REPORTER = "mailgrant.common.redaction.SuperuserExceptionReporter"
 
 MAILGRANT_LOG_LEVEL = os.environ.get("MAILGRANT_LOG_LEVEL", "INFO").upper()
 # At INFO the HTTP libraries stay quiet; at DEBUG everything talks (still through the filter).
@@ -189,5 +215,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": MAILGRANT_LOG_LEVEL, "propagate": False},
         "httpcore": {"level": _library_level},
         "httpx": {"level": _library_level},
+        # Never at DEBUG: with DEBUG on it logs every statement with its values inlined
+        # (session keys, hashes, sealed secrets, mail), which no pattern can tell from data.
+        "django.db.backends": {"level": "INFO"},
     },
 }

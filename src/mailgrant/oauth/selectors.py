@@ -106,6 +106,14 @@ def oauth_client_endpoints(*, client: OAuthClient) -> Endpoints:
     )
 
 
+def oauth_client_authorize_url(*, client: OAuthClient) -> str:
+    """Where Validate sends the browser (empty while the client has no endpoints)."""
+    try:
+        return oauth_client_endpoints(client=client).authorize_url
+    except EndpointsMissing:
+        return ""
+
+
 def grant_default_for(*, client: OAuthClient) -> Grant | None:
     return client.grants.filter(is_default=True).first()
 
