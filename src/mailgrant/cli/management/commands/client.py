@@ -81,7 +81,15 @@ class Command(AdminCommand):
 
         add = sub.add_parser("add", help="Add a client; empty fields use the provider's preset.")
         self._field_arguments(add, creating=True)
-        update = sub.add_parser("update", help="Change the fields given; the others stay.")
+        update = sub.add_parser(
+            "update",
+            help="Change the fields given; the others stay.",
+            description="Change the fields given; the others stay. Changing where the client "
+            "sends its secrets (an endpoint, the issuer, tenant, provider or proxy, or "
+            "--no-verify-ssl) clears the stored client secret unless the same update gives it "
+            "again (--client-secret-file/--client-secret-stdin), and every grant of the client "
+            "must be validated again.",
+        )
         update.add_argument("current_name", metavar="NAME")
         self._field_arguments(update, creating=False)
 
@@ -232,10 +240,12 @@ class Command(AdminCommand):
     def _saved(self, client: OAuthClient, verb: str, *, as_json: bool) -> None:
         data = client_public(client=client)
         if as_json:
-            self.stdout.write(json_text(data))
+            self.stdout.write(json_text({**data, "notice": client.save_notice}))
             return
         self.stdout.write(f"{verb} OAuth client {client.name} (id {client.pk}).")
         self.stdout.write(f"Redirect URI to register at the provider: {data['redirect_uri']}")
+        if client.save_notice:
+            self.stdout.write(client.save_notice)
 
     def _delete(self, o: dict[str, Any]) -> None:
         client = client_named(o["name"])
