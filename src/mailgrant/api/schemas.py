@@ -249,6 +249,11 @@ class MailboxOut(Schema):
     last_fetch_at: datetime | None
     last_success_at: datetime | None
     last_error: str
+    notice: str = Field(
+        "",
+        description="On a create or update: what the change did beyond its fields, e.g. a new "
+        "grant to authorize because the server changed.",
+    )
 
 
 class TestOut(Schema):

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.db import models, transaction
 from django.db.models import ProtectedError
-from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Conflict, InUse, Invalid
@@ -29,6 +28,7 @@ from mailgrant.oauth.selectors import (
     oauth_client_endpoints,
     oauth_client_http,
 )
+from mailgrant.oauth.services.grants import grant_tokens_drop
 from mailgrant.providers import get_provider
 
 
@@ -207,18 +207,12 @@ def _secrets_drop(*, client: OAuthClient, had_secret: bool, secret_given: bool) 
     if had_secret and not secret_given:
         client.client_secret = None
         parts.append("the stored client secret was cleared (give it again with such a change)")
-    grants = [g.pk for g in Grant.objects.filter(client=client) if g.token_set]
-    if grants:
-        Grant.objects.filter(pk__in=grants).update(
-            state=Grant.State.REAUTHORIZATION_REQUIRED,
-            token_set="",
-            original_token_set="",
-            expires_at=None,
-            last_error="The client's endpoints, proxy or TLS verification changed: validate again.",
-            last_error_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
-        parts.append(f"{len(grants)} grant(s) lost their tokens and must be validated again")
+    dropped = grant_tokens_drop(
+        grants=Grant.objects.filter(client=client),
+        reason="The client's endpoints, proxy or TLS verification changed: validate again.",
+    )
+    if dropped:
+        parts.append(f"{dropped} grant(s) lost their tokens and must be validated again")
     if not parts:
         return ""
     return "Where this client sends its secrets changed: " + "; ".join(parts) + "."
