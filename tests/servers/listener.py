@@ -10,8 +10,11 @@ import threading
 
 
 class Listener:
-    def __init__(self, *, greeting: bytes = b"") -> None:
+    def __init__(self, *, greeting: bytes = b"", hang_up: bool = False) -> None:
+        """`greeting` is sent first (an IMAP one makes it answer enough IMAP); `hang_up`
+        closes the connection after the first thing received (an LDAP bind, say)."""
         self.greeting = greeting
+        self.hang_up = hang_up
         self.received = bytearray()
         self.connections = 0
         self._lock = threading.Lock()
@@ -42,6 +45,8 @@ class Listener:
                 while chunk := conn.recv(65536):
                     with self._lock:
                         self.received.extend(chunk)
+                    if self.hang_up:
+                        return
                     for line in chunk.split(b"\r\n"):
                         tag = line.split(b" ", 1)[0]
                         if tag and self.greeting.startswith(b"* OK"):  # IMAP
