@@ -107,3 +107,25 @@ def test_error_texts_carry_no_password(api, oidc) -> None:
     assert CANARY not in answer.content.decode()
     bad = api.post("/oauth-clients", {**body, "proxy": f"ftp://{USER}:{CANARY}@proxy:1"})
     assert bad.status_code == 400 and CANARY not in bad.content.decode()
+
+
+def test_the_cli_takes_the_password_from_stdin_never_argv(api, proxied, proxy) -> None:
+    import sys
+
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="process list"):
+        call_command("client", "update", proxied.name, "--proxy", f"http://u:{CANARY}@h:1")
+    url = f"http://{USER}@127.0.0.1:{proxy.port}"
+    stdin, sys.stdin = sys.stdin, io.StringIO(CANARY + "\n")
+    try:
+        out = io.StringIO()
+        call_command(
+            "client", "update", proxied.name, "--proxy", url, "--proxy-password-stdin", stdout=out
+        )
+    finally:
+        sys.stdin = stdin
+    assert CANARY not in out.getvalue()
+    proxied.refresh_from_db()
+    assert proxied.proxy == _masked(proxy) and proxied.proxy_password.reveal() == CANARY
+    assert api.post(f"/oauth-clients/{proxied.pk}/refresh").status_code == 200
