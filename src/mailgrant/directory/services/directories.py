@@ -93,7 +93,7 @@ def _server_moved(*, stored: LdapDirectory, directory: LdapDirectory) -> bool:
         return True
 
     def server(d: LdapDirectory) -> tuple[str, str, str]:
-        return (d.server_uri.strip().lower(), d.security, d.ca_certificate.strip())
+        return ((d.server_uri or "").strip().lower(), d.security, (d.ca_certificate or "").strip())
 
     return server(stored) != server(directory)
 

@@ -218,7 +218,7 @@ def mailbox_save(
 
 
 def _server_of(mailbox: Mailbox) -> tuple[str, int | None, str]:
-    return (mailbox.host.strip().lower().rstrip("."), mailbox.port, mailbox.security)
+    return ((mailbox.host or "").strip().lower().rstrip("."), mailbox.port, mailbox.security)
 
 
 def _grant_detach(*, mailbox: Mailbox, actor: Actor) -> str:
