@@ -154,6 +154,11 @@ class OAuthClientOut(Schema):
     redirect_uri: str
     created_at: datetime
     updated_at: datetime
+    notice: str = Field(
+        "",
+        description="On a create or update: what the change did beyond its fields, e.g. the "
+        "client secret cleared and the grants to validate again because an endpoint changed.",
+    )
 
 
 class ValidateIn(Schema):
@@ -244,6 +249,11 @@ class MailboxOut(Schema):
     last_fetch_at: datetime | None
     last_success_at: datetime | None
     last_error: str
+    notice: str = Field(
+        "",
+        description="On a create or update: what the change did beyond its fields, e.g. a new "
+        "grant to authorize because the server changed.",
+    )
 
 
 class TestOut(Schema):

@@ -94,6 +94,8 @@ class MailboxAdmin(admin.ModelAdmin):
             password=form.cleaned_data.get("password") or None,
             actor=Actor.of(request.user),
         )
+        if obj.save_notice:
+            self.message_user(request, obj.save_notice, messages.WARNING)
 
     def delete_model(self, request: HttpRequest, obj: Mailbox) -> None:
         mailbox_delete(mailbox=obj, actor=Actor.of(request.user))

@@ -102,6 +102,10 @@ class Mailbox(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # What the last save did beyond the fields given (a grant to authorize again because the
+    # server changed), for the entry point to tell whoever saved; not stored.
+    save_notice: str = ""
+
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "mailboxes"

@@ -131,6 +131,8 @@ class OAuthClientAdmin(admin.ModelAdmin):
             client_secret=form.cleaned_data.get("client_secret") or None,
             actor=Actor.of(request.user),
         )
+        if obj.save_notice:
+            self.message_user(request, obj.save_notice, messages.WARNING)
 
     def delete_model(self, request: HttpRequest, obj: OAuthClient) -> None:
         oauth_client_delete(client=obj, actor=Actor.of(request.user))

@@ -1,6 +1,6 @@
 from typing import Any, ClassVar
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html
 
@@ -76,6 +76,8 @@ class ClientWithSignInAdmin(OAuthClientAdmin):
             client_secret=form.cleaned_data.get("client_secret") or None,
             actor=Actor.of(request.user),
         )
+        if obj.save_notice:
+            self.message_user(request, obj.save_notice, messages.WARNING)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # The client has no many-to-many fields of its own (the related LDAPs are the sign-in

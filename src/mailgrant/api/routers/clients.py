@@ -64,7 +64,7 @@ def create_client(request: HttpRequest, body: OAuthClientCreate) -> Any:
     data = body.model_dump(exclude_none=True)
     secret = data.pop("client_secret", None)
     client = client_create(values=data, client_secret=secret, actor=request_actor(request))
-    return Status(201, _client_out(client))
+    return Status(201, {**_client_out(client), "notice": client.save_notice})
 
 
 @router.get(
@@ -82,12 +82,16 @@ def get_client(request: HttpRequest, client_id: ObjectId) -> Any:
     auth=scope("write", perm="oauth.change_oauthclient"),
 )
 def update_client(request: HttpRequest, client_id: ObjectId, body: OAuthClientPatch) -> Any:
+    """Change the fields sent. A change of where the client sends its secrets (an endpoint,
+    issuer, tenant, provider or proxy, or verify_ssl switched off) clears the stored client
+    secret unless `client_secret` is sent with it, and drops every grant's tokens (validate
+    again); `notice` says so."""
     client = get_object_or_404(OAuthClient, pk=client_id)
     data = body.model_dump(exclude_unset=True)
     secret = data.pop("client_secret", None)
     # null restores a field's default ({} for user fields), never a value of another type.
     client_update(client=client, values=data, client_secret=secret, actor=request_actor(request))
-    return _client_out(client)
+    return {**_client_out(client), "notice": client.save_notice}
 
 
 @router.delete(

@@ -76,7 +76,7 @@ def create_mailbox(request: HttpRequest, body: MailboxCreate) -> Any:
     data = body.model_dump(exclude_none=True)
     password = data.pop("password", None)
     saved = mailbox_create(values=data, password=password, actor=request_actor(request))
-    return Status(201, _mailbox_out(saved))
+    return Status(201, {**_mailbox_out(saved), "notice": saved.save_notice})
 
 
 @router.get(
@@ -94,13 +94,15 @@ def get_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     auth=scope("write", perm="mailboxes.change_mailbox"),
 )
 def update_mailbox(request: HttpRequest, mailbox_id: ObjectId, body: MailboxPatch) -> Any:
+    """Change the fields sent. A new host, port or security needs `password` sent with it
+    (400 otherwise); an OAuth mailbox then needs authorizing again, as `notice` says."""
     mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
     data = body.model_dump(exclude_unset=True)
     password = data.pop("password", None)
     updated = mailbox_update(
         mailbox=mailbox, values=data, password=password, actor=request_actor(request)
     )
-    return _mailbox_out(updated)
+    return {**_mailbox_out(updated), "notice": updated.save_notice}
 
 
 @router.delete(
