@@ -10,8 +10,8 @@ from mailgrant.common.fields import reveal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("oauth", "0008_grant_refresh_lease")]
-AFTER = [("oauth", "0009_proxy_password")]
+BEFORE = [("oauth", "0009_grant_issue_token")]
+AFTER = [("oauth", "0010_proxy_password")]
 PROXY = "http://puser:Migr%40ted-canary@proxy.example.test:3128"
 
 
@@ -36,4 +36,4 @@ def test_existing_proxy_passwords_are_sealed_and_restored() -> None:
     apps = _migrate(BEFORE)
     OAuthClient = apps.get_model("oauth", "OAuthClient")  # type: ignore[attr-defined]
     assert OAuthClient.objects.get(name="old").proxy == PROXY
-    _migrate(AFTER)
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -36,7 +36,7 @@ def unseal_proxy_passwords(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("oauth", "0008_grant_refresh_lease"),
+        ("oauth", "0009_grant_issue_token"),
     ]
 
     operations = [
