@@ -192,8 +192,11 @@ def _user_claims(*, exchanged: Exchanged) -> dict[str, Any]:
         )
     if not claims.get("sub"):
         raise LoginRefused("The provider named no subject (sub) for this person.")
-    if "iss" not in claims and endpoints.issuer and "{tenantid}" not in endpoints.issuer:
-        claims["iss"] = endpoints.issuer
+    # The identity's issuer: the verified token's, else the client's when it has one issuer.
+    if not verified:
+        claims.pop("iss", None)
+        if endpoints.issuer and "{tenantid}" not in endpoints.issuer:
+            claims["iss"] = endpoints.issuer
     return claims
 
 
