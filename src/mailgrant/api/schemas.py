@@ -108,6 +108,10 @@ class OAuthClientBase(Input):
     username_attribute: str | None = Field(None, max_length=200)
     user_fields: dict[str, str] | None = None
     user_create_expression: str | None = Field(None, max_length=10000)
+    email_verified_required: bool | None = None
+    allowed_organizations: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        None, max_length=100, description="Google hosted domains (hd) or Azure tenants (tid)"
+    )
     login_button_caption: str | None = Field(None, max_length=200)
     login_button_icon: str | None = Field(None, max_length=200)
     related_ldaps: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
@@ -148,6 +152,8 @@ class OAuthClientOut(Schema):
     username_attribute: str
     user_fields: dict[str, Any]
     user_create_expression: str
+    email_verified_required: bool
+    allowed_organizations: list[str]
     login_button_caption: str
     login_button_icon: str
     related_ldaps: list[int]

@@ -28,6 +28,8 @@ SIGN_IN_FIELDSET: Any = (
             "username_attribute",
             "user_fields",
             "user_create_expression",
+            "email_verified_required",
+            "allowed_organizations",
             "login_button_caption",
             "login_button_icon",
             "login_button_preview",
@@ -95,9 +97,9 @@ class SsoIdentityAdmin(admin.ModelAdmin):
     """Who signed in through which client. Adding one links an existing user to a person at the
     provider (by subject) before their first sign-in; every change is audited."""
 
-    list_display = ["user", "client", "subject", "created_at", "last_login_at"]
+    list_display = ["user", "client", "issuer", "subject", "created_at", "last_login_at"]
     list_filter = ["client"]
-    search_fields = ["subject", "user__username", "user__email"]
+    search_fields = ["subject", "issuer", "user__username", "user__email"]
     autocomplete_fields = ["user"]
     readonly_fields = ["created_at", "last_login_at"]
 
@@ -106,7 +108,13 @@ class SsoIdentityAdmin(admin.ModelAdmin):
         if change:
             sso_identity_update(identity=obj, actor=actor)
         else:
-            sso_identity_create(client=obj.client, subject=obj.subject, user=obj.user, actor=actor)
+            sso_identity_create(
+                client=obj.client,
+                issuer=obj.issuer,
+                subject=obj.subject,
+                user=obj.user,
+                actor=actor,
+            )
 
     def delete_model(self, request: HttpRequest, obj: SsoIdentity) -> None:
         sso_identity_delete(identity=obj, actor=Actor.of(request.user))

@@ -20,6 +20,8 @@ SIGN_IN_FIELDS = (
     "username_attribute",
     "user_fields",
     "user_create_expression",
+    "email_verified_required",
+    "allowed_organizations",
     "login_button_caption",
     "login_button_icon",
 )

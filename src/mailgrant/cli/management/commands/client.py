@@ -55,7 +55,15 @@ CHOICES = {
     "user_data_source": SignIn.UserDataSource.values,
 }
 FIELDS = [*OAUTH_CLIENT_FIELDS, *SIGN_IN_FIELDS]
-NOT_TEXT = {"name", "client_id", *CHOICES, "verify_ssl", "user_fields"}
+NOT_TEXT = {
+    "name",
+    "client_id",
+    *CHOICES,
+    "verify_ssl",
+    "user_fields",
+    "email_verified_required",
+    "allowed_organizations",
+}
 TEXT_FIELDS = [f for f in FIELDS if f not in NOT_TEXT]
 
 
@@ -148,6 +156,15 @@ class Command(AdminCommand):
             parser.add_argument(flag_of(field), help=_help(field), metavar="TEXT")
         add_bool_argument(parser, "verify-ssl", "check the provider's TLS certificate")
         parser.add_argument("--user-fields", metavar="JSON", help=_help("user_fields"))
+        add_bool_argument(parser, "email-verified-required", _help("email_verified_required"))
+        parser.add_argument(
+            "--allowed-organization",
+            dest="allowed_organizations",
+            action="append",
+            metavar="NAME",
+            help=_help("allowed_organizations")
+            + " Repeat for several; --allowed-organization '' clears them.",
+        )
         parser.add_argument(
             "--related-ldap",
             dest="related_ldaps",
@@ -217,6 +234,8 @@ class Command(AdminCommand):
         data = {f: o[f] for f in FIELDS if o.get(f) is not None}
         if "user_fields" in data:
             data["user_fields"] = _user_fields(data["user_fields"])
+        if "allowed_organizations" in data:
+            data["allowed_organizations"] = [n for n in data["allowed_organizations"] if n]
         if proxy_password_of(data.get("proxy", "")) not in ("", PROXY_PASSWORD_MASK):
             raise CommandError(
                 "A proxy password in --proxy would show in the process list: give the user in "
