@@ -12,7 +12,7 @@ export MAILGRANT_LISTEN ?= 127.0.0.1:8000
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 

@@ -1,6 +1,7 @@
 """The full loop against a real Dovecot that checks every token at the real OpenID provider:
 fetch over IMAP (XOAUTH2, OAUTHBEARER) and POP3, send over SMTP, fetch the sent message back."""
 
+import email
 import uuid
 from pathlib import Path
 
@@ -70,18 +71,19 @@ def test_smtp_send_and_fetch_it_back(dovecot, make_mailbox, mail_grant) -> None:
         post_fetch_action="move:Archive",
     )
     mailbox_fetch(mailbox=incoming)  # start from an empty inbox
-    email = compose(
+    raw = compose(
         sender=mail_grant.account,
         to=[mail_grant.account],
         subject="Loop test ✓",
         text="plain body",
         html="<p>html body</p>",
     )
-    result = mailbox_send(mailbox=outgoing, recipients=[mail_grant.account], raw=email.as_bytes())
+    result = mailbox_send(mailbox=outgoing, recipients=[mail_grant.account], raw=raw)
     assert result.reply.startswith("250")
     fetched = mailbox_fetch(mailbox=incoming)
     assert fetched.fetched == 1 and fetched.actions == 1
-    row = Message.objects.get(mailbox=incoming, message_id=email["Message-ID"])
+    message_id = email.message_from_bytes(raw)["Message-ID"]
+    row = Message.objects.get(mailbox=incoming, message_id=message_id)
     assert row.subject == "Loop test ✓"
     assert dovecot.maildir(mail_grant.account) == []
     assert len(dovecot.maildir(mail_grant.account, "Archive")) >= 1

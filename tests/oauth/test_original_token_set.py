@@ -28,7 +28,7 @@ def test_the_migration_strips_the_refresh_token_of_existing_rows(make_client, ma
     assert grant.original_token_set  # as an older mailgrant stored it: with the refresh token
     stored = Grant.objects.get(pk=grant.pk).original_token_set.reveal_json()
     assert stored["refresh_token"] == "rt-canary-original-7f3a"
-    migration = import_module("mailgrant.oauth.migrations.0009_original_token_set_stripped")
+    migration = import_module("mailgrant.oauth.migrations.0011_original_token_set_stripped")
     migration.strip_refresh_tokens(django_apps, None)
     after = Grant.objects.get(pk=grant.pk)
     assert after.original_token_set.reveal_json()["refresh_token"] is None

@@ -21,7 +21,13 @@ from tests.servers.oidc import free_port
 
 DOVECOT = "/usr/sbin/dovecot"
 
-PASSWORD_USERS = {"pat@example.test": "pat-password"}
+# pat first (tests take the first one); the others' passwords hold what a login must quote or
+# encode: quotes, backslashes, spaces, non-ASCII (no ":", which ends a passwd-file field).
+PASSWORD_USERS = {
+    "pat@example.test": "pat-password",
+    "quinn@example.test": 'Qu"o\\ted pass\\"word 42',
+    "zoe@example.test": 'Pässwörd "ü" \\ Ω 42',
+}
 
 
 def dovecot_available() -> tuple[bool, str]:
@@ -76,7 +82,8 @@ class DovecotServer:
         self.log_path = self.root / "dovecot.log"
         self.config = self.root / "dovecot.conf"
         (self.root / "passwd").write_text(
-            "".join(f"{user}:{{PLAIN}}{pw}::::::\n" for user, pw in PASSWORD_USERS.items())
+            "".join(f"{user}:{{PLAIN}}{pw}::::::\n" for user, pw in PASSWORD_USERS.items()),
+            encoding="utf-8",
         )
         (self.root / "oauth2.conf.ext").write_text(
             "\n".join(

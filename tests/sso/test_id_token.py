@@ -65,6 +65,7 @@ def sign_in_with(
         "aud": client.client_id,
         "sub": "person-1",
         "email": "person@example.test",
+        "email_verified": True,
         "iat": now,
         "exp": now + 300,
         "nonce": request["nonce"],
@@ -131,3 +132,14 @@ def test_an_authorization_response_without_iss_when_announced(fake_oidc: Any) ->
 
 def test_an_id_token_without_subject(fake_oidc: Any) -> None:
     assert_refused(sign_in_with(fake_oidc, sub=None), "sub")
+
+
+def test_an_id_token_issued_to_another_party(fake_oidc: Any) -> None:
+    # One audience (us), but authorized for someone else (OpenID Connect Core 3.1.3.7).
+    assert_refused(sign_in_with(fake_oidc, azp="someone-else"), "another party")
+
+
+def test_an_id_token_whose_azp_is_us_passes(fake_oidc: Any) -> None:
+    _, client = fake_oidc
+    response = sign_in_with(fake_oidc, aud=[client.client_id, "api"], azp=client.client_id)
+    assert response.status_code == 302

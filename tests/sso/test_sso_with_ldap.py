@@ -1,6 +1,6 @@
-"""Sign-in with Related LDAPs, against the real provider and the real slapd: the person is
-linked to the synced directory user with the same username (no new user, no expression
-needed); a person the directory marks disabled is refused, at the first sign-in and later."""
+"""Sign-in with Related LDAPs, against the real provider and the real slapd: the person the
+expression admits is linked to the synced directory user with the same username (no new user);
+a person the directory marks disabled is refused, at the first sign-in and later."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def linked_client(oidc_client: Any, make_directory: Any) -> Any:
         # username): the two name the same person.
         username_attribute="sub",
         user_fields={"email": "email", "first_name": "name", "is_staff": "email_verified"},
-        user_create_expression="",  # nobody outside the directory gets an account
+        # The expression admits every first sign-in, links included: directory people only.
+        user_create_expression="has(user.directory)",
     )
     client.sign_in.related_ldaps.set([directory])
     return client
@@ -94,7 +95,7 @@ def test_a_person_the_directory_never_knew_goes_to_the_expression(
     directory_people.delete(BOB.dn)
     response = sign_in(Client(), oidc, linked_client, login="bob@example.test")
     assert response.status_code == 403
-    assert "does not create unknown users" in page_text(response)
+    assert "does not allow an account for bob" in page_text(response)
     assert not SsoIdentity.objects.exists()
 
 

@@ -11,7 +11,15 @@ from mailgrant.common.audit import Actor
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created with `mailgrant apikey create` (the key is shown once there)."""
 
-    list_display = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix"]
     readonly_fields = [
@@ -21,6 +29,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "created_at",
         "created_by",
         "last_used_at",
+        "expires_at",
         "revoked_at",
     ]
     exclude = ["key_hash"]

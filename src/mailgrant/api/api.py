@@ -33,7 +33,7 @@ api = NinjaAPI(
     version="1",
     description="OAuth2 clients, grants, mailboxes and the token broker. Authenticate with "
     "'Authorization: Bearer <API key>' (scopes: read, write, tokens) or an admin "
-    "session.",
+    "session (with the rights of the user's Django permissions).",
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",

@@ -1,5 +1,11 @@
-"""Who is calling: an API key (Authorization: Bearer) with scopes, or an admin's browser
-session (CSRF checked on unsafe methods) with every scope."""
+"""Who is calling, and whether they may: an API key (Authorization: Bearer) by its scopes, or an
+admin's browser session (CSRF checked on unsafe methods) by its Django permissions.
+
+Each route declares both in one place, `auth=scope("read", perm="oauth.view_grant")`: the scope a
+key needs and the permission a session needs. Being staff only opens the admin; what a session
+may do through the API is what its permissions (its own, its groups', everything for a superuser)
+let it do in the admin, so that a staff flag mapped from an IdP's claims gives no right.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
+from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer, SessionAuthIsStaff
 
 from mailgrant.api.models import ApiKey
@@ -36,7 +43,9 @@ class KeyAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
         key = apikey_authenticate(key=token)
         if key is None:
-            return None
+            # A request that names a key is that key's: unknown, revoked or expired is the
+            # documented 401, never a fall-back to the browser session the request may also carry.
+            raise AuthenticationError
         if self.scope not in key.scopes:
             raise Forbidden(f"This API key lacks the {self.scope!r} scope.")
         principal = Principal(actor=Actor.api_key(key.name), scopes=key.scopes)
@@ -45,17 +54,27 @@ class KeyAuth(HttpBearer):
 
 
 class StaffSession(SessionAuthIsStaff):
+    def __init__(self, scope: str, perm: str) -> None:
+        super().__init__()
+        self.scope, self.perm = scope, perm
+
     def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
         user = super().authenticate(request, key)
         if user is None:
             return None
-        principal = Principal(actor=Actor.of(user), scopes=frozenset(ApiKey.Scope.values))
+        if not user.has_perm(self.perm):
+            raise Forbidden(f"Your account lacks the permission {self.perm!r}.")
+        principal = Principal(actor=Actor.of(user), scopes=frozenset({self.scope}))
         request.principal = principal  # type: ignore[attr-defined]
         return principal
 
 
-def scope(name: str) -> list[Any]:
-    return [KeyAuth(name), StaffSession()]
+def scope(name: str, *, perm: str) -> list[Any]:
+    """A route's authentication: a key with the scope `name`, or an admin session holding the
+    Django permission `perm` ("app_label.codename")."""
+    if name not in ApiKey.Scope.values:
+        raise ValueError(f"Unknown API scope {name!r}.")
+    return [KeyAuth(name), StaffSession(name, perm)]
 
 
 def principal_of(request: HttpRequest) -> Principal:

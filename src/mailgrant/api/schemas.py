@@ -108,6 +108,10 @@ class OAuthClientBase(Input):
     username_attribute: str | None = Field(None, max_length=200)
     user_fields: dict[str, str] | None = None
     user_create_expression: str | None = Field(None, max_length=10000)
+    email_verified_required: bool | None = None
+    allowed_organizations: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        None, max_length=100, description="Google hosted domains (hd) or Azure tenants (tid)"
+    )
     login_button_caption: str | None = Field(None, max_length=200)
     login_button_icon: str | None = Field(None, max_length=200)
     related_ldaps: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
@@ -148,12 +152,19 @@ class OAuthClientOut(Schema):
     username_attribute: str
     user_fields: dict[str, Any]
     user_create_expression: str
+    email_verified_required: bool
+    allowed_organizations: list[str]
     login_button_caption: str
     login_button_icon: str
     related_ldaps: list[int]
     redirect_uri: str
     created_at: datetime
     updated_at: datetime
+    notice: str = Field(
+        "",
+        description="On a create or update: what the change did beyond its fields, e.g. the "
+        "client secret cleared and the grants to validate again because an endpoint changed.",
+    )
 
 
 class ValidateIn(Schema):
@@ -246,6 +257,11 @@ class MailboxOut(Schema):
     last_fetch_at: datetime | None
     last_success_at: datetime | None
     last_error: str
+    notice: str = Field(
+        "",
+        description="On a create or update: what the change did beyond its fields, e.g. a new "
+        "grant to authorize because the server changed.",
+    )
 
 
 class TestOut(Schema):

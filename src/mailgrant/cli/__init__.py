@@ -6,6 +6,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Everything mailgrant creates is its user's alone (the database, its -wal/-shm, the
+    # store, exports); `serve` passes this on to granian and the poller.
+    os.umask(0o077)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailgrant.config.settings")
     from django.core.management import execute_from_command_line
 

@@ -42,6 +42,8 @@ class AuditSpool:
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Whoever can write here can forge audit rows: tightened even when it already exists.
+        folder.chmod(0o700)
         self.folder = folder
         self._lock = threading.Lock()
         self._prefix = f"{os.getpid()}-{time.time_ns()}"

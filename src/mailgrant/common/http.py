@@ -43,6 +43,52 @@ def validate_proxy(proxy: str) -> str:
     return proxy
 
 
+# Where a stored proxy URL has its password: the password itself is sealed apart, so the URL
+# may be shown anywhere (API, command line, admin, errors).
+PROXY_PASSWORD_MASK = "***"
+
+
+def proxy_password_of(proxy: str) -> str:
+    """The password in `proxy`'s userinfo (percent-encoded as given), or ""."""
+    try:
+        return urlsplit(proxy.strip()).password or ""
+    except ValueError:
+        return ""
+
+
+def proxy_with_password(proxy: str, password: str) -> str:
+    """`proxy` with its userinfo password replaced by `password` (the mask, or the real one);
+    a proxy without a user name is returned as is."""
+    proxy = proxy.strip()
+    try:
+        parts = urlsplit(proxy)
+    except ValueError:
+        return proxy
+    if parts.username is None or "@" not in parts.netloc:
+        return proxy
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    netloc = f"{user}:{password}@{host}" if password else f"{user}@{host}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def proxy_masked(proxy: str) -> str:
+    """`proxy` as it may be stored and shown: a password becomes the mask."""
+    if not proxy_password_of(proxy):
+        return proxy.strip()
+    return proxy_with_password(proxy, PROXY_PASSWORD_MASK)
+
+
+def proxy_destination(proxy: str) -> tuple[str, str, str, int | None]:
+    """Whom a proxy's credential goes to: scheme, user, host and port (not the password)."""
+    try:
+        parts = urlsplit(proxy.strip())
+        port = parts.port
+    except ValueError:
+        return (proxy.strip(), "", "", None)
+    return (parts.scheme.lower(), parts.username or "", (parts.hostname or "").lower(), port)
+
+
 @dataclass(frozen=True)
 class HttpSettings:
     """How to reach one provider: the client's proxy and TLS choice, and the time allowed."""

@@ -73,6 +73,25 @@ def _django_filter_base() -> Any:
     return SafeExceptionReporterFilter
 
 
+def _django_reporter_base() -> Any:
+    from django.views.debug import ExceptionReporter
+
+    return ExceptionReporter
+
+
+def _shown(value: Any) -> str:
+    """A frame variable as the error page shows it: never running a query, never failing."""
+    from django.db.models.query import QuerySet
+
+    if isinstance(value, QuerySet):
+        # Its repr would run the query, inside the error page (and fail again if it caused it).
+        return f"<{type(value).__name__} of {value.model.__name__}: not evaluated>"
+    try:
+        return redact(pprint.pformat(value))
+    except Exception as exc:
+        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+
+
 class RedactingExceptionReporterFilter(_django_filter_base()):  # type: ignore[misc]
     """Django's DEBUG and e-mailed error reports, with known secrets masked in every value."""
 
@@ -103,7 +122,7 @@ class RedactingExceptionReporterFilter(_django_filter_base()):  # type: ignore[m
             if re.search(_SECRET_NAMES + "|verifier|sealed|plaintext", name, flags=re.I):
                 cleaned.append((name, self.cleansed_substitute))
             else:
-                cleaned.append((name, _Shown(redact(pprint.pformat(value)))))
+                cleaned.append((name, _Shown(_shown(value))))
         return cleaned
 
     def get_safe_request_meta(self, request: Any) -> Any:
@@ -119,3 +138,28 @@ class _Shown:
 
     def __repr__(self) -> str:
         return self.text
+
+
+class SuperuserExceptionReporter(_django_reporter_base()):  # type: ignore[misc]
+    """With DEBUG on, Django's technical 500 page (code, locals, settings, the request) for a
+    signed-in superuser only; everyone else gets the plain 500 page, as with DEBUG off."""
+
+    def _for_superuser(self) -> bool:
+        try:
+            user = getattr(self.request, "user", None)
+            return bool(user is not None and user.is_active and user.is_superuser)
+        except Exception:  # the session or user lookup may be what failed
+            return False
+
+    def get_traceback_html(self) -> str:
+        if self._for_superuser():
+            return str(super().get_traceback_html())
+        from django.urls import get_resolver
+
+        response = get_resolver().resolve_error_handler(500)(self.request)
+        return bytes(response.content).decode(response.charset)
+
+    def get_traceback_text(self) -> str:
+        if self._for_superuser():
+            return str(super().get_traceback_text())
+        return "Server Error (500)"

@@ -19,7 +19,7 @@ def _env_bool(name: str, default: bool = False) -> bool:
 
 
 MAILGRANT_HOME = Path(os.environ.get("MAILGRANT_HOME", "./var")).resolve()
-MAILGRANT_HOME.mkdir(parents=True, exist_ok=True)
+MAILGRANT_HOME.mkdir(mode=0o700, parents=True, exist_ok=True)  # common.home tightens an old one
 
 MAILGRANT_LISTEN = os.environ.get("MAILGRANT_LISTEN", "127.0.0.1:8000")
 MAILGRANT_BASE_URL = os.environ.get("MAILGRANT_BASE_URL", f"http://{MAILGRANT_LISTEN}").rstrip("/")
@@ -47,7 +47,28 @@ CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
 if _base.scheme == "https":
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# --- Browser security headers (review finding 13) -----------------------------------------
+# HSTS once the public URL is https: browsers then never try plain http for this host.
+if _base.scheme == "https":
+    SECURE_HSTS_SECONDS = int(os.environ.get("MAILGRANT_HSTS_SECONDS", str(365 * 24 * 3600)))
+# X-Forwarded-Proto is believed only when the operator says a proxy in front sets it (and
+# overwrites what clients send); otherwise any client could claim https.
+if _env_bool("MAILGRANT_TRUST_PROXY_PROTO"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# One strict policy for every page (django-csp, until Django 6.0 has its own): nothing inline,
+# nothing from elsewhere; data: images are the uploaded sign-in button icons. A form may also
+# post to where a page's own buttons lead (a provider's authorize URL), added per page.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -56,6 +77,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # its Swagger UI files, served from here (whitenoise), not from a CDN
     "mailgrant.common",
     "mailgrant.oauth",
     "mailgrant.mailboxes",
@@ -74,6 +96,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mailgrant.common.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "mailgrant.config.urls"
@@ -172,7 +195,10 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/accounts/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# --- Error pages and logs with DEBUG on (review finding 9) ---------------------------------
 DEFAULT_EXCEPTION_REPORTER_FILTER = "mailgrant.common.redaction.RedactingExceptionReporterFilter"
+# The technical 500 page only for a signed-in superuser; everyone else gets the plain one.
+DEFAULT_EXCEPTION_REPORTER = "mailgrant.common.redaction.SuperuserExceptionReporter"
 
 MAILGRANT_LOG_LEVEL = os.environ.get("MAILGRANT_LOG_LEVEL", "INFO").upper()
 # At INFO the HTTP libraries stay quiet; at DEBUG everything talks (still through the filter).
@@ -192,6 +218,9 @@ LOGGING = {
         "httpx": {"level": _library_level},
         # axes says at INFO what it counts on every start and try: WARNING keeps its lockouts.
         "axes": {"level": "WARNING"},
+        # Never at DEBUG: with DEBUG on it logs every statement with its values inlined
+        # (session keys, hashes, sealed secrets, mail), which no pattern can tell from data.
+        "django.db.backends": {"level": "INFO"},
     },
 }
 

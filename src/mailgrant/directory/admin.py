@@ -24,6 +24,9 @@ from mailgrant.directory.services.sync import ldap_directory_sync
 
 @admin.register(LdapDirectory)
 class LdapDirectoryAdmin(admin.ModelAdmin):
+    class Media:
+        css = {"all": ["mailgrant/admin.css"]}  # no inline style: the CSP allows none
+
     form = LdapDirectoryForm
     # The form's bind_password is write-only input for the service, never copied onto the model.
     exclude = ["bind_password"]
@@ -121,17 +124,13 @@ class LdapDirectoryAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
         return [
-            path(
-                "<path:object_id>/test/", wrap(self.test_view), name="directory_ldapdirectory_test"
-            ),
-            path(
-                "<path:object_id>/sync/", wrap(self.sync_view), name="directory_ldapdirectory_sync"
-            ),
+            path("<id:object_id>/test/", wrap(self.test_view), name="directory_ldapdirectory_test"),
+            path("<id:object_id>/sync/", wrap(self.sync_view), name="directory_ldapdirectory_sync"),
             *super().get_urls(),
         ]
 
     def _directory_for_post(
-        self, request: HttpRequest, object_id: str
+        self, request: HttpRequest, object_id: int
     ) -> LdapDirectory | HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
@@ -145,7 +144,7 @@ class LdapDirectoryAdmin(admin.ModelAdmin):
             reverse("admin:directory_ldapdirectory_change", args=[directory.pk])
         )
 
-    def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         directory = self._directory_for_post(request, object_id)
         if isinstance(directory, HttpResponse):
             return directory
@@ -156,7 +155,7 @@ class LdapDirectoryAdmin(admin.ModelAdmin):
             messages.error(request, f"Test failed: {result.message}")
         return self._back(directory)
 
-    def sync_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def sync_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         directory = self._directory_for_post(request, object_id)
         if isinstance(directory, HttpResponse):
             return directory

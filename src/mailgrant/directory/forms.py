@@ -3,7 +3,10 @@ from typing import Any
 from django import forms
 
 from mailgrant.directory.models import LdapDirectory
-from mailgrant.directory.services.directories import ldap_directory_check
+from mailgrant.directory.services.directories import (
+    ldap_directory_check,
+    ldap_directory_password_errors,
+)
 
 
 class LdapDirectoryForm(forms.ModelForm):
@@ -47,7 +50,8 @@ class LdapDirectoryForm(forms.ModelForm):
         has_password = bool(self.instance.pk and self.instance.bind_password)
         self.fields["bind_password"].help_text = (
             "A password is stored (encrypted). Leave empty to keep it; type a new one to "
-            "replace it."
+            "replace it. A change of server URI, security, CA certificate or Verify SSL off "
+            "needs it typed again."
             if has_password
             else "Stored encrypted; it is never shown again. Empty with an empty bind DN: "
             "anonymous bind."
@@ -57,11 +61,11 @@ class LdapDirectoryForm(forms.ModelForm):
         super()._post_clean()  # type: ignore[misc]
         if self.errors:
             return
-        for name, message in ldap_directory_check(directory=self.instance).items():
+        errors = ldap_directory_check(directory=self.instance)
+        errors.update(
+            ldap_directory_password_errors(
+                directory=self.instance, bind_password=self.cleaned_data.get("bind_password")
+            )
+        )
+        for name, message in errors.items():
             self.add_error(name if name in self.fields else None, message)
-        if (
-            self.instance.bind_dn
-            and not self.cleaned_data.get("bind_password")
-            and not self.instance.bind_password
-        ):
-            self.add_error("bind_password", "A bind DN needs its password.")

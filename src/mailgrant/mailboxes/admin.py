@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from mailgrant.common.audit import Actor
+from mailgrant.common.csp import allow_form_target
 from mailgrant.common.errors import ServiceError
 from mailgrant.mailboxes.forms import MailboxForm
 from mailgrant.mailboxes.models import Mailbox, Message
@@ -19,11 +20,15 @@ from mailgrant.mailboxes.services.mailboxes import (
     mailbox_save,
 )
 from mailgrant.mailboxes.services.test import mailbox_test
+from mailgrant.oauth.selectors import oauth_client_authorize_url
 from mailgrant.oauth.session import remember_binding
 
 
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
+    class Media:
+        css = {"all": ["mailgrant/admin.css"]}  # no inline style: the CSP allows none
+
     form = MailboxForm
     exclude = ["password"]  # the form's write-only field goes to the service, not the model
     list_display = [
@@ -89,6 +94,8 @@ class MailboxAdmin(admin.ModelAdmin):
             password=form.cleaned_data.get("password") or None,
             actor=Actor.of(request.user),
         )
+        if obj.save_notice:
+            self.message_user(request, obj.save_notice, messages.WARNING)
 
     def delete_model(self, request: HttpRequest, obj: Mailbox) -> None:
         mailbox_delete(mailbox=obj, actor=Actor.of(request.user))
@@ -97,20 +104,33 @@ class MailboxAdmin(admin.ModelAdmin):
         for mailbox in queryset:
             mailbox_delete(mailbox=mailbox, actor=Actor.of(request.user))
 
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: Any,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if obj is not None and obj.oauth_client_id:  # its Authorize button ends at the provider
+            allow_form_target(request, oauth_client_authorize_url(client=obj.oauth_client))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
         return [
-            path("<path:object_id>/test/", wrap(self.test_view), name="mailboxes_mailbox_test"),
-            path("<path:object_id>/fetch/", wrap(self.fetch_view), name="mailboxes_mailbox_fetch"),
+            path("<id:object_id>/test/", wrap(self.test_view), name="mailboxes_mailbox_test"),
+            path("<id:object_id>/fetch/", wrap(self.fetch_view), name="mailboxes_mailbox_fetch"),
             path(
-                "<path:object_id>/authorize/",
+                "<id:object_id>/authorize/",
                 wrap(self.authorize_view),
                 name="mailboxes_mailbox_authorize",
             ),
             *super().get_urls(),
         ]
 
-    def _mailbox_for_post(self, request: HttpRequest, object_id: str) -> Mailbox | HttpResponse:
+    def _mailbox_for_post(self, request: HttpRequest, object_id: int) -> Mailbox | HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         mailbox = get_object_or_404(
@@ -123,7 +143,7 @@ class MailboxAdmin(admin.ModelAdmin):
     def _back(self, mailbox: Mailbox) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:mailboxes_mailbox_change", args=[mailbox.pk]))
 
-    def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         mailbox = self._mailbox_for_post(request, object_id)
         if isinstance(mailbox, HttpResponse):
             return mailbox
@@ -137,7 +157,7 @@ class MailboxAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/mailboxes/mailbox/test_result.html", context)
 
-    def fetch_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def fetch_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         mailbox = self._mailbox_for_post(request, object_id)
         if isinstance(mailbox, HttpResponse):
             return mailbox
@@ -156,7 +176,7 @@ class MailboxAdmin(admin.ModelAdmin):
                 messages.warning(request, error)
         return self._back(mailbox)
 
-    def authorize_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def authorize_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         mailbox = self._mailbox_for_post(request, object_id)
         if isinstance(mailbox, HttpResponse):
             return mailbox

@@ -16,7 +16,9 @@ class MailboxForm(forms.ModelForm):
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Only for the password method. Stored encrypted; leave empty to keep it.",
+        help_text="Only for the password method. Stored encrypted; leave empty to keep it. "
+        "A change of host, port or security needs it typed again; an OAuth mailbox whose "
+        "server changes must be authorized again.",
     )
 
     class Meta:

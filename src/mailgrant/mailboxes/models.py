@@ -102,9 +102,16 @@ class Mailbox(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # What the last save did beyond the fields given (a grant to authorize again because the
+    # server changed), for the entry point to tell whoever saved; not stored.
+    save_notice: str = ""
+
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "mailboxes"
+        # Sending as the mailbox (POST /mailboxes/{id}/send) is its own right: whoever may fix
+        # a mailbox's settings need not speak in its name, nor a sending integration edit it.
+        permissions = [("send_message", "Can send mail as the mailbox")]
 
     def __str__(self) -> str:
         return self.name

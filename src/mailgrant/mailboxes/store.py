@@ -22,6 +22,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from mailgrant.common.home import private_dirs
+
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -52,14 +54,14 @@ def message_path(*, mailbox_id: int, folder: str, uidvalidity: int, uid: str) ->
 
 
 def write_message(root: Path, relative: str, raw: bytes) -> None:
-    """Write `raw` at its place (owner-only), not yet synced. A half-written file left by a
-    crash is harmless: no index row points to it until after `sync`, and the next fetch
-    writes it again."""
+    """Write `raw` at its place (owner-only, in owner-only folders), not yet synced. A
+    half-written file left by a crash is harmless: no index row points to it until after
+    `sync`, and the next fetch writes it again."""
     final = os.path.join(root, relative)  # plain strings: pathlib costs more than the write
     try:
         fd = os.open(final, _WRITE_FLAGS, 0o600)
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(final), exist_ok=True)
+        private_dirs(os.path.dirname(final))
         fd = os.open(final, _WRITE_FLAGS, 0o600)
     try:
         view = memoryview(raw)
@@ -152,5 +154,5 @@ def envelope(raw: bytes) -> Envelope:
 
 def store_root() -> Path:
     root = Path(settings.MAILGRANT_MESSAGE_STORE)
-    root.mkdir(parents=True, exist_ok=True)
+    private_dirs(root)
     return root

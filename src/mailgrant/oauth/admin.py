@@ -8,10 +8,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from mailgrant.common.audit import Actor
+from mailgrant.common.csp import allow_form_target
 from mailgrant.common.errors import ServiceError
 from mailgrant.oauth.forms import OAuthClientForm
 from mailgrant.oauth.models import Grant, OAuthClient
-from mailgrant.oauth.selectors import oauth_client_redirect_uri
+from mailgrant.oauth.selectors import oauth_client_authorize_url, oauth_client_redirect_uri
 from mailgrant.oauth.services.authorization import authorization_start
 from mailgrant.oauth.services.clients import (
     oauth_client_delete,
@@ -130,6 +131,8 @@ class OAuthClientAdmin(admin.ModelAdmin):
             client_secret=form.cleaned_data.get("client_secret") or None,
             actor=Actor.of(request.user),
         )
+        if obj.save_notice:
+            self.message_user(request, obj.save_notice, messages.WARNING)
 
     def delete_model(self, request: HttpRequest, obj: OAuthClient) -> None:
         oauth_client_delete(client=obj, actor=Actor.of(request.user))
@@ -154,14 +157,27 @@ class OAuthClientAdmin(admin.ModelAdmin):
             )
         self.message_user(request, f"Disabled {len(queryset)} client(s).")
 
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: Any,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if obj is not None and obj.pk:  # its Validate button ends at the provider
+            allow_form_target(request, oauth_client_authorize_url(client=obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def get_urls(self) -> list[Any]:
         validate = self.admin_site.admin_view(self.validate_view)
         return [
-            path("<path:object_id>/validate/", validate, name="oauth_oauthclient_validate"),
+            path("<id:object_id>/validate/", validate, name="oauth_oauthclient_validate"),
             *super().get_urls(),
         ]
 
-    def validate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def validate_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         client = get_object_or_404(OAuthClient, pk=object_id)

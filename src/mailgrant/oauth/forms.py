@@ -9,6 +9,12 @@ from mailgrant.oauth.selectors import OAUTH_CLIENT_FIELDS
 from mailgrant.oauth.services.clients import oauth_client_check
 from mailgrant.providers import PROVIDERS
 
+RETARGET_HELP = (
+    " Changing where the secrets go (an endpoint, the issuer, tenant, provider or proxy, or "
+    "switching off Verify SSL) clears the stored secret unless you type it here in the same "
+    "change, and every grant of this client must be validated again."
+)
+
 
 class OAuthClientForm(forms.ModelForm):
     # Write-only: never rendered back (render_value=False), not even as dots.
@@ -39,7 +45,7 @@ class OAuthClientForm(forms.ModelForm):
             "A secret is stored (encrypted). Leave empty to keep it; type a new one to replace it."
             if has_secret
             else "Stored encrypted; it is never shown again."
-        )
+        ) + RETARGET_HELP
         self.fields["provider"].help_text = "; ".join(
             f"{p.name}: {'discovery or your URLs' if p.uses_discovery else 'preset endpoints'}"
             for p in PROVIDERS.values()

@@ -46,9 +46,15 @@ class OAuthClient(models.Model):
     )
     authorize_url = URLField("Url Authorize", max_length=500, blank=True)
     token_url = URLField("Url Access Token", max_length=500, blank=True)
+    # Never holds a password: a proxy password is sealed in proxy_password and shown as ***.
     proxy = models.CharField(
-        max_length=500, blank=True, help_text="e.g. http://proxy.example.com:3128; empty: direct."
+        max_length=500,
+        blank=True,
+        help_text="e.g. http://proxy.example.com:3128 or http://user:password@proxy:3128; "
+        "empty: direct. The password is stored encrypted and shown as ***; keep *** to keep it. "
+        "A new proxy host, port or user needs its password typed again.",
     )
+    proxy_password = SealedField(blank=True, editable=False)
     verify_ssl = models.BooleanField("Verify SSL", default=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ENABLED)
     scope_separator = models.CharField(
@@ -65,6 +71,10 @@ class OAuthClient(models.Model):
     metadata = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # What the last save did beyond the fields given (a secret cleared because the endpoints
+    # changed), for the entry point to tell whoever saved; not stored.
+    save_notice: str = ""
 
     class Meta:
         ordering = ["name"]
@@ -113,6 +123,9 @@ class Grant(models.Model):
                 fields=["client"], condition=Q(is_default=True), name="one_default_grant_per_client"
             ),
         ]
+        # The token broker's right for an admin session (POST /grants/{id}/access-token): a live
+        # access token is more than viewing or changing the grant.
+        permissions = [("issue_token", "Can issue access tokens of the grant (token broker)")]
 
     def __str__(self) -> str:
         return self.describe(client_name=self.client.name, account=self.account)

@@ -335,6 +335,10 @@ def verify_id_token(
     except JoseError as exc:
         raise IdTokenError(f"The ID token was refused: {exc}.") from None
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    # OpenID Connect Core 3.1.3.7: a token authorized for another party (azp) is not ours,
+    # whatever its audience; with several audiences, azp must be present and name us.
+    if "azp" in claims and claims["azp"] != client_id:
+        raise IdTokenError("The ID token was issued to another party (its azp is not us).")
     if len(audiences) > 1 and claims.get("azp") != client_id:
         raise IdTokenError("The ID token is meant for several parties and azp is not us.")
     return claims

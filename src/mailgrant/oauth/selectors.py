@@ -12,7 +12,12 @@ from django.db.models import QuerySet
 from django.urls import reverse
 
 from mailgrant.common.fields import reveal
-from mailgrant.common.http import HttpSettings
+from mailgrant.common.http import (
+    PROXY_PASSWORD_MASK,
+    HttpSettings,
+    proxy_password_of,
+    proxy_with_password,
+)
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.oauth.protocol import Credentials
 from mailgrant.providers import get_provider
@@ -44,8 +49,12 @@ def oauth_client_redirect_uri(*, client: OAuthClient) -> str:
 
 
 def oauth_client_http(*, client: OAuthClient) -> HttpSettings:
+    """How to reach the client's provider, the proxy's sealed password put back in its URL."""
+    proxy = client.proxy
+    if proxy_password_of(proxy) == PROXY_PASSWORD_MASK:
+        proxy = proxy_with_password(proxy, reveal(client.proxy_password))
     return HttpSettings(
-        proxy=client.proxy, verify=client.verify_ssl, timeout=settings.MAILGRANT_HTTP_TIMEOUT
+        proxy=proxy, verify=client.verify_ssl, timeout=settings.MAILGRANT_HTTP_TIMEOUT
     )
 
 
@@ -104,6 +113,14 @@ def oauth_client_endpoints(*, client: OAuthClient) -> Endpoints:
         issuer=issuer,
         iss_parameter_supported=bool(meta.get("iss_parameter_supported")),
     )
+
+
+def oauth_client_authorize_url(*, client: OAuthClient) -> str:
+    """Where Validate sends the browser (empty while the client has no endpoints)."""
+    try:
+        return oauth_client_endpoints(client=client).authorize_url
+    except EndpointsMissing:
+        return ""
 
 
 def grant_default_for(*, client: OAuthClient) -> Grant | None:

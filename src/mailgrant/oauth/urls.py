@@ -5,5 +5,5 @@ from mailgrant.oauth import views
 app_name = "oauth"
 
 urlpatterns = [
-    path("callback/<int:client_id>/", views.callback, name="callback"),
+    path("callback/<id:client_id>/", views.callback, name="callback"),
 ]

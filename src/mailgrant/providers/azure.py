@@ -1,6 +1,6 @@
 """Microsoft Entra ID (Azure AD): Microsoft 365 / Exchange Online mailboxes."""
 
-from mailgrant.providers.base import MAILBOX, USER, Provider
+from mailgrant.providers.base import GUID, MAILBOX, USER, Provider
 
 _BASE = "https://login.microsoftonline.com/{tenant}"
 
@@ -30,6 +30,10 @@ PROVIDER = Provider(
     default_tenant="organizations",
     icon="microsoft",
     tenant_pins_issuer=True,
+    # Multi-tenant endpoints admit any tenant: tid names the person's.
+    organization_claim="tid",
+    organization_name="tenant ID (a GUID)",
+    organization_pattern=GUID,
     error_hints={
         "AADSTS7000222": "The client secret has expired: create a new one at the provider.",
     },

@@ -10,7 +10,8 @@ from types import MappingProxyType
 MAILBOX = "mailbox"
 USER = "user"
 
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_GUID = re.compile(GUID)
 # What every provider's error codes mean for the administrator.
 COMMON_ERROR_HINTS = {"invalid_client": "Check the client ID and secret."}
 
@@ -42,6 +43,12 @@ class Provider:
     # A repeated consent may answer without a refresh token while the one held for the same
     # account still works: keep it.
     reconsent_keeps_refresh_token: bool = True
+    # The ID token claim naming the person's organization at the provider (Google's hosted
+    # domain, Microsoft's tenant), which a sign-in client's allowed organizations pin; what it
+    # is called for the administrator, and the pattern a value must match. "" when there is none.
+    organization_claim: str = ""
+    organization_name: str = ""
+    organization_pattern: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scopes", MappingProxyType(dict(self.scopes)))
@@ -58,6 +65,17 @@ class Provider:
     def error_hint(self, *codes: str | None) -> str:
         """The hint for the first of `codes` (most specific first) that has one, else ""."""
         return next((self.error_hints[c] for c in codes if c and c in self.error_hints), "")
+
+    def organization_check(self, value: str) -> str:
+        """Why `value` cannot be one of a client's allowed organizations; "" when it can."""
+        if not self.organization_claim:
+            return (
+                f"{self.name} names no organization in its tokens; pin one in the user create "
+                "expression instead"
+            )
+        if not re.fullmatch(self.organization_pattern, value):
+            return f"{value!r} is not a {self.organization_name}"
+        return ""
 
     def issuer_for(self, *, issuer: str, tenant: str) -> str:
         """The ID token's expected issuer for a client of `tenant`."""

@@ -23,4 +23,8 @@ PROVIDER = Provider(
     # Google answers a repeated consent without a refresh token unless prompt=consent forced
     # the consent screen; the one held for the same account still works.
     reconsent_keeps_refresh_token=True,
+    # A Google Workspace account's ID token names its domain in hd; consumer accounts have none.
+    organization_claim="hd",
+    organization_name="hosted domain (e.g. example.com)",
+    organization_pattern=r"(?i)(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
 )

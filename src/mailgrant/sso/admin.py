@@ -1,6 +1,6 @@
 from typing import Any, ClassVar
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html
 
@@ -28,6 +28,8 @@ SIGN_IN_FIELDSET: Any = (
             "username_attribute",
             "user_fields",
             "user_create_expression",
+            "email_verified_required",
+            "allowed_organizations",
             "login_button_caption",
             "login_button_icon",
             "login_button_preview",
@@ -76,6 +78,8 @@ class ClientWithSignInAdmin(OAuthClientAdmin):
             client_secret=form.cleaned_data.get("client_secret") or None,
             actor=Actor.of(request.user),
         )
+        if obj.save_notice:
+            self.message_user(request, obj.save_notice, messages.WARNING)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # The client has no many-to-many fields of its own (the related LDAPs are the sign-in
@@ -93,9 +97,9 @@ class SsoIdentityAdmin(admin.ModelAdmin):
     """Who signed in through which client. Adding one links an existing user to a person at the
     provider (by subject) before their first sign-in; every change is audited."""
 
-    list_display = ["user", "client", "subject", "created_at", "last_login_at"]
+    list_display = ["user", "client", "issuer", "subject", "created_at", "last_login_at"]
     list_filter = ["client"]
-    search_fields = ["subject", "user__username", "user__email"]
+    search_fields = ["subject", "issuer", "user__username", "user__email"]
     autocomplete_fields = ["user"]
     readonly_fields = ["created_at", "last_login_at"]
 
@@ -104,7 +108,13 @@ class SsoIdentityAdmin(admin.ModelAdmin):
         if change:
             sso_identity_update(identity=obj, actor=actor)
         else:
-            sso_identity_create(client=obj.client, subject=obj.subject, user=obj.user, actor=actor)
+            sso_identity_create(
+                client=obj.client,
+                issuer=obj.issuer,
+                subject=obj.subject,
+                user=obj.user,
+                actor=actor,
+            )
 
     def delete_model(self, request: HttpRequest, obj: SsoIdentity) -> None:
         sso_identity_delete(identity=obj, actor=Actor.of(request.user))

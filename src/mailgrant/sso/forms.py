@@ -3,6 +3,7 @@ fields are SignIn's own (their labels, choices and help), kept beside the client
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -28,11 +29,28 @@ _SIGN_IN = forms.fields_for_model(
 )
 
 
+class NamesField(forms.CharField):
+    """A list of names, typed separated by commas, spaces or lines."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        return [n for n in re.split(r"[\s,]+", str(super().to_python(value) or "")) if n]
+
+
 class ClientWithSignInForm(OAuthClientForm):
     user_data_source = _SIGN_IN["user_data_source"]
     username_attribute = _SIGN_IN["username_attribute"]
     user_fields = _SIGN_IN["user_fields"]
     user_create_expression = _SIGN_IN["user_create_expression"]
+    email_verified_required = _SIGN_IN["email_verified_required"]
+    allowed_organizations = NamesField(
+        label="Allowed organizations",
+        required=False,
+        help_text=SignIn._meta.get_field("allowed_organizations").help_text
+        + " Separate them by commas.",
+    )
     login_button_caption = _SIGN_IN["login_button_caption"]
     login_button_icon = _SIGN_IN["login_button_icon"]
     related_ldaps = _SIGN_IN["related_ldaps"]
@@ -79,4 +97,7 @@ class ClientWithSignInForm(OAuthClientForm):
             self.add_error(name if name in self.fields else None, message)
 
     def check_errors(self) -> dict[str, str]:
-        return {**sign_in_check(sign_in=self.sign_in), **super().check_errors()}
+        return {
+            **sign_in_check(sign_in=self.sign_in, provider=self.instance.provider),
+            **super().check_errors(),
+        }

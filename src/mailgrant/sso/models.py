@@ -25,7 +25,22 @@ class SignIn(models.Model):
     user_fields = models.JSONField(
         default=dict, blank=True, help_text='User field <- claim, e.g. {"email": "email"}.'
     )
-    user_create_expression = models.TextField(blank=True)
+    user_create_expression = models.TextField(
+        blank=True,
+        help_text="CEL: who is admitted at a first sign-in (created, or linked to a Related "
+        "LDAPs user), and with which fields. Empty: no one new.",
+    )
+    email_verified_required = models.BooleanField(
+        "Require a verified email",
+        default=True,
+        help_text="When the username is the email claim, sign in only with email_verified true.",
+    )
+    allowed_organizations = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Google: hosted domains (hd); Microsoft: tenant IDs (tid). Checked at every "
+        "sign-in; empty: any.",
+    )
     login_button_caption = models.CharField(max_length=200, blank=True)
     login_button_icon = models.CharField(
         max_length=200,
@@ -52,10 +67,18 @@ class SignIn(models.Model):
 
 
 class SsoIdentity(models.Model):
-    """A person as (client, subject): a renamed email still finds the same user."""
+    """A person as (client, issuer, subject): a renamed email still finds the same user, and a
+    subject is unique only at its issuer (OpenID Connect Core 2), which on a multi-tenant
+    endpoint names the tenant. An empty issuer (a link made by hand, or one older than the
+    issuer) is taken by the first sign-in of that subject."""
 
     client = models.ForeignKey(
         "oauth.OAuthClient", on_delete=models.CASCADE, related_name="identities"
+    )
+    issuer = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The ID token's iss; empty: set by the first sign-in of this subject.",
     )
     subject = models.CharField(max_length=255)
     user = models.ForeignKey(
@@ -69,7 +92,9 @@ class SsoIdentity(models.Model):
         verbose_name = "SSO identity"
         verbose_name_plural = "SSO identities"
         constraints = [
-            models.UniqueConstraint(fields=["client", "subject"], name="one_user_per_identity"),
+            models.UniqueConstraint(
+                fields=["client", "issuer", "subject"], name="one_user_per_issuer_subject"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.templatetags.static import static
 
 from mailgrant.oauth.models import OAuthClient
-from mailgrant.oauth.selectors import oauth_client_public
+from mailgrant.oauth.selectors import oauth_client_authorize_url, oauth_client_public
 from mailgrant.providers import USER, get_provider
 from mailgrant.sso.icons import ICONS
 from mailgrant.sso.models import SignIn
@@ -20,6 +20,8 @@ SIGN_IN_FIELDS = (
     "username_attribute",
     "user_fields",
     "user_create_expression",
+    "email_verified_required",
+    "allowed_organizations",
     "login_button_caption",
     "login_button_icon",
 )
@@ -71,6 +73,7 @@ class LoginButton:
     client_id: int
     caption: str
     icon_url: str
+    authorize_url: str  # where the button leads, past mailgrant (the page's CSP allows it)
 
 
 def login_buttons() -> list[LoginButton]:
@@ -87,6 +90,7 @@ def login_buttons() -> list[LoginButton]:
                 caption=login_button_caption(client=client, sign_in=sign_in),
                 icon_url=sign_in.login_button_image
                 or login_icon_url(client=client, sign_in=sign_in),
+                authorize_url=oauth_client_authorize_url(client=client),
             )
         )
     return buttons

@@ -6,7 +6,7 @@ from mailgrant.sso import views
 app_name = "sso"
 
 urlpatterns = [
-    path("sso/<int:client_id>/start/", views.start, name="start"),
+    path("sso/<id:client_id>/start/", views.start, name="start"),
     path("accounts/", views.signed_in, name="signed_in"),
 ]
 

@@ -18,7 +18,9 @@ router = Router(tags=["oauth-clients"])
 
 
 @router.get(
-    "/{authorization_id}", response=answers({200: AuthorizationOut}, 404), auth=scope("read")
+    "/{authorization_id}",
+    response=answers({200: AuthorizationOut}, 404),
+    auth=scope("read", perm="oauth.view_pendingauthorization"),
 )
 def get_authorization(request: HttpRequest, authorization_id: ObjectId) -> Any:
     pending = get_object_or_404(PendingAuthorization, pk=authorization_id)

@@ -39,7 +39,11 @@ def _client_out(client: OAuthClient) -> dict[str, Any]:
     return client_public(client=client)
 
 
-@router.get("", response=answers({200: list[OAuthClientOut]}), auth=scope("read"))
+@router.get(
+    "",
+    response=answers({200: list[OAuthClientOut]}),
+    auth=scope("read", perm="oauth.view_oauthclient"),
+)
 @paginate(Pagination)
 def list_clients(
     request: HttpRequest,
@@ -51,32 +55,50 @@ def list_clients(
     return [_client_out(c) for c in clients_with_sign_in(clients)]
 
 
-@router.post("", response=answers({201: OAuthClientOut}, 409), auth=scope("write"))
+@router.post(
+    "",
+    response=answers({201: OAuthClientOut}, 409),
+    auth=scope("write", perm="oauth.add_oauthclient"),
+)
 def create_client(request: HttpRequest, body: OAuthClientCreate) -> Any:
     data = body.model_dump(exclude_none=True)
     secret = data.pop("client_secret", None)
     client = client_create(values=data, client_secret=secret, actor=request_actor(request))
-    return Status(201, _client_out(client))
+    return Status(201, {**_client_out(client), "notice": client.save_notice})
 
 
-@router.get("/{client_id}", response=answers({200: OAuthClientOut}, 404), auth=scope("read"))
+@router.get(
+    "/{client_id}",
+    response=answers({200: OAuthClientOut}, 404),
+    auth=scope("read", perm="oauth.view_oauthclient"),
+)
 def get_client(request: HttpRequest, client_id: ObjectId) -> Any:
     return _client_out(get_object_or_404(OAuthClient, pk=client_id))
 
 
 @router.patch(
-    "/{client_id}", response=answers({200: OAuthClientOut}, 404, 409), auth=scope("write")
+    "/{client_id}",
+    response=answers({200: OAuthClientOut}, 404, 409),
+    auth=scope("write", perm="oauth.change_oauthclient"),
 )
 def update_client(request: HttpRequest, client_id: ObjectId, body: OAuthClientPatch) -> Any:
+    """Change the fields sent. A change of where the client sends its secrets (an endpoint,
+    issuer, tenant, provider or proxy, or verify_ssl switched off) clears the stored client
+    secret unless `client_secret` is sent with it, and drops every grant's tokens (validate
+    again); `notice` says so."""
     client = get_object_or_404(OAuthClient, pk=client_id)
     data = body.model_dump(exclude_unset=True)
     secret = data.pop("client_secret", None)
     # null restores a field's default ({} for user fields), never a value of another type.
     client_update(client=client, values=data, client_secret=secret, actor=request_actor(request))
-    return _client_out(client)
+    return {**_client_out(client), "notice": client.save_notice}
 
 
-@router.delete("/{client_id}", response=answers({204: None}, 404, 409), auth=scope("write"))
+@router.delete(
+    "/{client_id}",
+    response=answers({204: None}, 404, 409),
+    auth=scope("write", perm="oauth.delete_oauthclient"),
+)
 def delete_client(request: HttpRequest, client_id: ObjectId) -> Any:
     client = get_object_or_404(OAuthClient, pk=client_id)
     oauth_client_delete(client=client, actor=request_actor(request))
@@ -86,7 +108,7 @@ def delete_client(request: HttpRequest, client_id: ObjectId) -> Any:
 @router.post(
     "/{client_id}/validate",
     response=answers({201: ValidateOut}, 404, *PEER),
-    auth=scope("write"),
+    auth=scope("write", perm="oauth.change_oauthclient"),  # as the admin's Validate
 )
 def validate_client(request: HttpRequest, client_id: ObjectId) -> Any:
     """Start a Validate that completes in any browser. An empty body validates the default
@@ -107,14 +129,20 @@ def validate_client(request: HttpRequest, client_id: ObjectId) -> Any:
 
 
 @router.post(
-    "/{client_id}/refresh", response=answers({200: GrantOut}, 404, *PEER), auth=scope("write")
+    "/{client_id}/refresh",
+    response=answers({200: GrantOut}, 404, *PEER),
+    auth=scope("write", perm="oauth.change_grant"),  # as the admin's grant refresh
 )
 def refresh_client(request: HttpRequest, client_id: ObjectId) -> Any:
     grant = get_object_or_404(Grant, client_id=client_id, is_default=True)
     return grant_refresh(grant=grant, actor=request_actor(request))
 
 
-@router.get("/{client_id}/grants", response=answers({200: list[GrantOut]}, 404), auth=scope("read"))
+@router.get(
+    "/{client_id}/grants",
+    response=answers({200: list[GrantOut]}, 404),
+    auth=scope("read", perm="oauth.view_grant"),
+)
 def list_grants(request: HttpRequest, client_id: ObjectId) -> Any:
     client = get_object_or_404(OAuthClient, pk=client_id)
     return list(grant_list(client=client))

@@ -29,7 +29,7 @@ router = Router(tags=["grants"])
 @router.post(
     "/{grant_id}/access-token",
     response=answers({200: TokenOut}, 404, *PEER),
-    auth=scope("tokens"),
+    auth=scope("tokens", perm="oauth.issue_token"),
 )
 def broker(
     request: HttpRequest,
@@ -51,26 +51,40 @@ def broker(
     return token_body(tokens)
 
 
-@router.get("", response=answers({200: list[GrantOut]}, 404), auth=scope("read"))
+@router.get(
+    "",
+    response=answers({200: list[GrantOut]}, 404),
+    auth=scope("read", perm="oauth.view_grant"),
+)
 @paginate(Pagination)
 def list_all_grants(request: HttpRequest, client_id: ObjectId | None = None) -> Any:
     client = get_object_or_404(OAuthClient, pk=client_id) if client_id is not None else None
     return grant_list(client=client)
 
 
-@router.get("/{grant_id}", response=answers({200: GrantOut}, 404), auth=scope("read"))
+@router.get(
+    "/{grant_id}",
+    response=answers({200: GrantOut}, 404),
+    auth=scope("read", perm="oauth.view_grant"),
+)
 def get_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     return get_object_or_404(Grant, pk=grant_id)
 
 
 @router.post(
-    "/{grant_id}/refresh", response=answers({200: GrantOut}, 404, *PEER), auth=scope("write")
+    "/{grant_id}/refresh",
+    response=answers({200: GrantOut}, 404, *PEER),
+    auth=scope("write", perm="oauth.change_grant"),
 )
 def refresh_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     return grant_refresh(grant=get_object_or_404(Grant, pk=grant_id), actor=request_actor(request))
 
 
-@router.post("/{grant_id}/default", response=answers({200: GrantOut}, 404), auth=scope("write"))
+@router.post(
+    "/{grant_id}/default",
+    response=answers({200: GrantOut}, 404),
+    auth=scope("write", perm="oauth.change_grant"),
+)
 def set_default_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     """Make this grant the one its client uses wherever no grant is named."""
     return grant_set_default(
@@ -78,7 +92,11 @@ def set_default_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     )
 
 
-@router.delete("/{grant_id}", response=answers({204: None}, 404, 409), auth=scope("write"))
+@router.delete(
+    "/{grant_id}",
+    response=answers({204: None}, 404, 409),
+    auth=scope("write", perm="oauth.delete_grant"),
+)
 def delete_grant(request: HttpRequest, grant_id: ObjectId) -> Any:
     grant_delete(grant=get_object_or_404(Grant, pk=grant_id), actor=request_actor(request))
     return Status(204, None)

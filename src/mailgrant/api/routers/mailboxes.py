@@ -57,44 +57,68 @@ def _mailbox_out(mailbox: Mailbox) -> dict[str, Any]:
     return data
 
 
-@router.get("", response=answers({200: list[MailboxOut]}), auth=scope("read"))
+@router.get(
+    "",
+    response=answers({200: list[MailboxOut]}),
+    auth=scope("read", perm="mailboxes.view_mailbox"),
+)
 @paginate(Pagination)
 def list_mailboxes(request: HttpRequest) -> Any:
     return [_mailbox_out(m) for m in Mailbox.objects.all()]
 
 
-@router.post("", response=answers({201: MailboxOut}, 409), auth=scope("write"))
+@router.post(
+    "",
+    response=answers({201: MailboxOut}, 409),
+    auth=scope("write", perm="mailboxes.add_mailbox"),
+)
 def create_mailbox(request: HttpRequest, body: MailboxCreate) -> Any:
     data = body.model_dump(exclude_none=True)
     password = data.pop("password", None)
     saved = mailbox_create(values=data, password=password, actor=request_actor(request))
-    return Status(201, _mailbox_out(saved))
+    return Status(201, {**_mailbox_out(saved), "notice": saved.save_notice})
 
 
-@router.get("/{mailbox_id}", response=answers({200: MailboxOut}, 404), auth=scope("read"))
+@router.get(
+    "/{mailbox_id}",
+    response=answers({200: MailboxOut}, 404),
+    auth=scope("read", perm="mailboxes.view_mailbox"),
+)
 def get_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     return _mailbox_out(get_object_or_404(Mailbox, pk=mailbox_id))
 
 
-@router.patch("/{mailbox_id}", response=answers({200: MailboxOut}, 404, 409), auth=scope("write"))
+@router.patch(
+    "/{mailbox_id}",
+    response=answers({200: MailboxOut}, 404, 409),
+    auth=scope("write", perm="mailboxes.change_mailbox"),
+)
 def update_mailbox(request: HttpRequest, mailbox_id: ObjectId, body: MailboxPatch) -> Any:
+    """Change the fields sent. A new host, port or security needs `password` sent with it
+    (400 otherwise); an OAuth mailbox then needs authorizing again, as `notice` says."""
     mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
     data = body.model_dump(exclude_unset=True)
     password = data.pop("password", None)
     updated = mailbox_update(
         mailbox=mailbox, values=data, password=password, actor=request_actor(request)
     )
-    return _mailbox_out(updated)
+    return {**_mailbox_out(updated), "notice": updated.save_notice}
 
 
-@router.delete("/{mailbox_id}", response=answers({204: None}, 404, 409), auth=scope("write"))
+@router.delete(
+    "/{mailbox_id}",
+    response=answers({204: None}, 404, 409),
+    auth=scope("write", perm="mailboxes.delete_mailbox"),
+)
 def delete_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     mailbox_delete(mailbox=get_object_or_404(Mailbox, pk=mailbox_id), actor=request_actor(request))
     return Status(204, None)
 
 
 @router.post(
-    "/{mailbox_id}/authorize", response=answers({201: ValidateOut}, 404, *PEER), auth=scope("write")
+    "/{mailbox_id}/authorize",
+    response=answers({201: ValidateOut}, 404, *PEER),
+    auth=scope("write", perm="mailboxes.change_mailbox"),  # as the admin's Authorize
 )
 def authorize_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     """Validate the mailbox's own account (a grant of its client, its address as login hint);
@@ -105,7 +129,9 @@ def authorize_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
 
 
 @router.post(
-    "/{mailbox_id}/test", response=answers({200: TestOut}, 404, *PEER), auth=scope("write")
+    "/{mailbox_id}/test",
+    response=answers({200: TestOut}, 404, *PEER),
+    auth=scope("write", perm="mailboxes.change_mailbox"),  # as the admin's Test connection
 )
 def test_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     result = mailbox_test(
@@ -119,7 +145,9 @@ def test_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
 
 
 @router.post(
-    "/{mailbox_id}/fetch", response=answers({200: FetchOut}, 404, *PEER), auth=scope("write")
+    "/{mailbox_id}/fetch",
+    response=answers({200: FetchOut}, 404, *PEER),
+    auth=scope("write", perm="mailboxes.change_mailbox"),  # as the admin's Fetch now
 )
 def fetch_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
     return mailbox_fetch(
@@ -130,7 +158,7 @@ def fetch_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
 @router.get(
     "/{mailbox_id}/messages",
     response=answers({200: list[MessageOut]}, 404),
-    auth=scope("read"),
+    auth=scope("read", perm="mailboxes.view_message"),
     by_alias=True,
 )
 @paginate(Pagination)
@@ -140,7 +168,9 @@ def list_messages(request: HttpRequest, mailbox_id: ObjectId) -> Any:
 
 
 @router.post(
-    "/{mailbox_id}/send", response=answers({200: SendOut}, 404, *PEER), auth=scope("write")
+    "/{mailbox_id}/send",
+    response=answers({200: SendOut}, 404, *PEER),
+    auth=scope("write", perm="mailboxes.send_message"),
 )
 def send_mailbox(request: HttpRequest, mailbox_id: ObjectId, body: SendIn) -> Any:
     mailbox = get_object_or_404(Mailbox, pk=mailbox_id)

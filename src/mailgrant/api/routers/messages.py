@@ -19,7 +19,7 @@ router = Router(tags=["mailboxes"])
 
 @router.get(
     "/{message_id}/raw",
-    auth=scope("read"),
+    auth=scope("read", perm="mailboxes.view_message"),
     response=answers({200: None}, 404),
     openapi_extra={
         "responses": {

@@ -67,17 +67,48 @@ def _attribute_map_error(mapping: Any) -> str:
     return ""
 
 
+MOVED_PASSWORD = (
+    "The server, security, certificate or TLS verification changed: enter the bind password "
+    "again with this change (the stored one is never sent to another server)."
+)
+
+
+def ldap_directory_password_errors(
+    *, directory: LdapDirectory, bind_password: str | None
+) -> dict[str, str]:
+    """The bind password's rules: a bind DN needs one, and a stored one does not follow a
+    change of server (URI, security, CA, verification switched off) unless given again."""
+    if not directory.bind_dn or bind_password:
+        return {}
+    if not directory.bind_password:
+        return {"bind_password": "A bind DN needs its password."}
+    stored = LdapDirectory.objects.filter(pk=directory.pk).first() if directory.pk else None
+    if stored is not None and _server_moved(stored=stored, directory=directory):
+        return {"bind_password": MOVED_PASSWORD}
+    return {}
+
+
+def _server_moved(*, stored: LdapDirectory, directory: LdapDirectory) -> bool:
+    if stored.verify_ssl and not directory.verify_ssl:
+        return True
+
+    def server(d: LdapDirectory) -> tuple[str, str, str]:
+        return ((d.server_uri or "").strip().lower(), d.security, (d.ca_certificate or "").strip())
+
+    return server(stored) != server(directory)
+
+
 def ldap_directory_save(
     *, directory: LdapDirectory, bind_password: str | None = None, actor: Actor = SYSTEM
 ) -> LdapDirectory:
-    """Create or update `directory`; a non-empty `bind_password` replaces the stored one."""
+    """Create or update `directory`; a non-empty `bind_password` replaces the stored one. A
+    change of server without the bind password again is refused, changing nothing."""
     taken = LdapDirectory.objects.filter(name=directory.name).exclude(pk=directory.pk)
     if directory.name and taken.exists():
         raise Conflict(f"A directory named {directory.name!r} exists.")
     errors = model_errors(directory, exclude=["bind_password"])
     errors.update(ldap_directory_check(directory=directory))
-    if directory.bind_dn and not (bind_password or directory.bind_password):
-        errors["bind_password"] = "A bind DN needs its password."
+    errors.update(ldap_directory_password_errors(directory=directory, bind_password=bind_password))
     if errors:
         raise Invalid(errors)
     directory.user_filter = ldap.normalize_filter(directory.user_filter)

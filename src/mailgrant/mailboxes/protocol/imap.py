@@ -7,12 +7,13 @@ import contextlib
 import imaplib
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mailgrant.mailboxes.protocol import sasl
 from mailgrant.mailboxes.protocol.transport import (
     NONE,
+    READ_CHUNK,
     SSL,
     STARTTLS,
     AuthRefused,
@@ -20,15 +21,24 @@ from mailgrant.mailboxes.protocol.transport import (
     MailClient,
     MailError,
     PasswordLogin,
+    TokenLogin,
+    TooLarge,
     Transcript,
     connect_error,
     sasl_message,
+    size_allowance,
 )
 
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 _FETCH_ITEM = re.compile(rb"UID (\d+)")
 _SIZE_ITEM = re.compile(rb"RFC822\.SIZE (\d+)")
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]*>)", re.I | re.M)
+# What LOGIN carries as a quoted string (imaplib sends ASCII only); anything else goes by
+# AUTHENTICATE PLAIN, which is UTF-8.
+_LOGIN_USER = re.compile(r"[\w.@+=!#$&'^`|~/-]+", re.ASCII)
+_LOGIN_PASSWORD = re.compile(r"[\x20-\x7e]+")
+# A literal outside a message fetch (a header field, a folder name) is never this large.
+SMALL_LITERAL = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,10 +55,43 @@ class ServerMessage:
     message_id: str = ""
 
 
+@dataclass
+class _Literals:
+    """What the literals of one command may hold: each at most the allowance of the message
+    its line names (the largest when it names none), all of them together at most the sum."""
+
+    each: dict[int, int] = field(default_factory=dict)
+    default: int = SMALL_LITERAL
+    left: int | None = None
+
+    def take(self, line: bytes, size: int) -> None:
+        found = _FETCH_ITEM.search(line)
+        uid = int(found.group(1)) if found else None
+        if self.each:
+            allowed = self.each.get(uid, 0) if uid is not None else max(self.each.values())
+        else:
+            allowed = self.default
+        if size > allowed or (self.left is not None and size > self.left):
+            raise TooLarge(
+                f"The server announced {size} bytes for "
+                f"{f'UID {uid}' if uid is not None else 'a reply'}, more than the "
+                f"{min(allowed, self.left if self.left is not None else allowed)} it may "
+                "have: nothing of it was kept, and it stays on the server.",
+                message_key=str(uid) if uid in self.each else "",
+            )
+        if self.left is not None:
+            self.left -= size
+
+
 class _Recording:
-    """imaplib with every line sent and received copied to a transcript (literals are not)."""
+    """imaplib with every line sent and received copied to a transcript (literals are not), and
+    literals read a chunk at a time against what the command expects (imaplib reads a literal
+    with one read of the size the server announces, allocated before a byte arrives)."""
 
     transcript: Transcript | None = None
+    literals = _Literals()  # outside a command that says otherwise; never used up
+    _announcing = b""  # the line that announced the literal
+    file: Any  # imaplib's
 
     def send(self, data: Any) -> None:
         if self.transcript is not None and data.strip():
@@ -57,9 +100,20 @@ class _Recording:
 
     def readline(self) -> bytes:
         line: bytes = super().readline()  # type: ignore[misc]
+        self._announcing = line
         if self.transcript is not None:
             self.transcript.server(line.decode("utf-8", "replace"))
         return line
+
+    def read(self, size: int) -> bytes:
+        self.literals.take(self._announcing, size)
+        data = bytearray()
+        while len(data) < size:
+            chunk = self.file.read(min(READ_CHUNK, size - len(data)))
+            if not chunk:
+                raise imaplib.IMAP4.abort("EOF inside a literal")
+            data += chunk
+        return bytes(data)
 
 
 class _IMAP4(_Recording, imaplib.IMAP4):
@@ -97,7 +151,7 @@ class ImapClient(MailClient):
         e = self.endpoint
         try:
             if e.security == SSL:
-                imap: imaplib.IMAP4 = _IMAP4_SSL(
+                imap: _IMAP4 | _IMAP4_SSL = _IMAP4_SSL(
                     e.host, e.port, ssl_context=e.ssl_context(), timeout=e.timeout
                 )
             else:
@@ -114,23 +168,45 @@ class ImapClient(MailClient):
             ) from None
         except (OSError, EOFError) as exc:
             raise connect_error(exc, e) from None
-        imap.transcript = self.transcript  # type: ignore[attr-defined]
+        imap.transcript = self.transcript
+        self._gone = False
         if self.transcript is not None:
             self.transcript.server(imap.welcome.decode("utf-8", "replace"))
         self.imap = imap
 
     def _login(self, login: Login) -> None:
-        if isinstance(login, PasswordLogin):
-            if self.transcript is not None:
-                self.transcript.hide(login.password)
-            try:
-                self.imap.login(login.username, login.password)
-            except imaplib.IMAP4.error as exc:
-                raise AuthRefused(
-                    f"The server refused the password login: {_text(exc)}",
-                    temporary="UNAVAILABLE" in str(exc),
-                ) from None
-            return
+        with self._exchange("log in", refused=(), lost=(imaplib.IMAP4.abort,), reason=_text):
+            if isinstance(login, PasswordLogin):
+                self._password_login(login)
+            else:
+                self._token_login(login)
+
+    def _password_login(self, login: PasswordLogin) -> None:
+        user, password = login.username, login.password
+        if self.transcript is not None:
+            self.transcript.hide(password)
+        try:
+            if _LOGIN_USER.fullmatch(user) and _LOGIN_PASSWORD.fullmatch(password):
+                with self._credentials(lambda line: f"{line.split(' ', 1)[0]} LOGIN {user} ***"):
+                    self.imap.login(user, password)
+            elif "AUTH=PLAIN" in self.capabilities:
+                with self._credentials():
+                    self.imap.authenticate("PLAIN", lambda _: f"\0{user}\0{password}".encode())
+            else:
+                raise MailError(
+                    "auth",
+                    "The user name or password has characters IMAP LOGIN cannot carry "
+                    "(beyond ASCII), and the server does not offer AUTHENTICATE PLAIN.",
+                )
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as exc:
+            raise AuthRefused(
+                f"The server refused the password login: {_text(exc)}",
+                temporary="UNAVAILABLE" in str(exc),
+            ) from None
+
+    def _token_login(self, login: TokenLogin) -> None:
         mechanism = login.mechanism.upper()
         if f"AUTH={mechanism}" not in self.capabilities:
             raise MailError(
@@ -152,7 +228,10 @@ class ImapClient(MailClient):
             return message.encode()
 
         try:
-            self.imap.authenticate(mechanism, respond)
+            with self._credentials():
+                self.imap.authenticate(mechanism, respond)
+        except imaplib.IMAP4.abort:
+            raise
         except imaplib.IMAP4.error as exc:
             details = next((sasl.decode_error(c) for c in challenges if c), None)
             raise AuthRefused(
@@ -164,26 +243,45 @@ class ImapClient(MailClient):
     def _mechanisms(self) -> list[str]:
         return [c[5:] for c in self.capabilities if c.startswith("AUTH=")]
 
-    def select(self, folder: str) -> FolderState:
+    def _server(self, what: str) -> Any:
+        return self._exchange(
+            what, refused=(imaplib.IMAP4.error,), lost=(imaplib.IMAP4.abort,), reason=_text
+        )
+
+    @contextlib.contextmanager
+    def _expecting(self, literals: _Literals) -> Iterator[None]:
+        self.imap.literals = literals
         try:
-            status, data = self.imap.select(_quote(folder))
-        except imaplib.IMAP4.error as exc:
-            raise MailError("folder", f"Cannot open folder {folder!r}: {_text(exc)}") from None
-        if status != "OK":
-            raise MailError("folder", f"The folder {folder!r} cannot be opened: {_text(data)}")
-        found = None
-        for line in self.imap.untagged_responses.get("OK", []):
-            if isinstance(line, bytes) and (m := _UIDVALIDITY.search(line)):
-                found = int(m.group(1))
-        if found is None:
-            _, values = self.imap.response("UIDVALIDITY")
-            found = int(values[0]) if values and values[0] else 0
-        return FolderState(name=folder, uidvalidity=found, exists=int(data[0] or 0))
+            yield
+        finally:
+            del self.imap.literals
+
+    def select(self, folder: str) -> FolderState:
+        with self._server(f"open folder {folder!r}"):
+            try:
+                status, data = self.imap.select(_quote(folder))
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error as exc:
+                raise MailError("folder", f"Cannot open folder {folder!r}: {_text(exc)}") from None
+            if status != "OK":
+                raise MailError("folder", f"The folder {folder!r} cannot be opened: {_text(data)}")
+            found = None
+            for line in self.imap.untagged_responses.get("OK", []):
+                if isinstance(line, bytes) and (m := _UIDVALIDITY.search(line)):
+                    found = int(m.group(1))
+            if found is None:
+                _, values = self.imap.response("UIDVALIDITY")
+                found = _number(values[0] if values else b"0", "UIDVALIDITY")
+            return FolderState(
+                name=folder, uidvalidity=found, exists=_number(data[0] or b"0", "EXISTS")
+            )
 
     def messages(self) -> list[ServerMessage]:
         """Every message's UID and size in the selected folder (no bodies)."""
-        status, data = self.imap.uid("FETCH", "1:*", "(UID RFC822.SIZE)")
-        return [m for m in self._parse_sizes(status, data)]
+        with self._server("list messages"):
+            status, data = self.imap.uid("FETCH", "1:*", "(UID RFC822.SIZE)")
+            return list(self._parse_sizes(status, data))
 
     def message_ids(self, uids: Sequence[int]) -> dict[int, str]:
         """Message-ID of each UID (headers only), to recognise messages after a UIDVALIDITY
@@ -191,59 +289,82 @@ class ImapClient(MailClient):
         found: dict[int, str] = {}
         if not uids:
             return found
-        status, data = self.imap.uid(
-            "FETCH", uid_set(uids), "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
-        )
-        self._check(status, data, "read headers")
+        with self._server("read headers"), self._expecting(_Literals(default=SMALL_LITERAL)):
+            status, data = self.imap.uid(
+                "FETCH", uid_set(uids), "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+            )
+            self._check(status, data, "read headers")
         for item in data:
             if isinstance(item, tuple) and (m := _FETCH_ITEM.search(item[0])):
                 mid = _MESSAGE_ID.search(item[1])
                 found[int(m.group(1))] = mid.group(1).decode("ascii", "replace") if mid else ""
         return found
 
-    def fetch(self, uids: Sequence[int]) -> Iterator[tuple[int, bytes]]:
-        """(uid, raw RFC 822 bytes) for `uids`, in one UID FETCH; not marked \\Seen."""
-        if not uids:
+    def fetch(
+        self, messages: Sequence[ServerMessage], *, max_bytes: int
+    ) -> Iterator[tuple[int, bytes]]:
+        """(uid, raw RFC 822 bytes) of `messages`, in one UID FETCH; not marked \\Seen. Each
+        may be at most its size_allowance (the server's size, `max_bytes` at most): a larger
+        one fails the fetch with TooLarge before it is read, and the connection is dropped."""
+        if not messages:
             return
-        status, data = self.imap.uid("FETCH", uid_set(uids), "(UID BODY.PEEK[])")
-        self._check(status, data, "fetch")
+        allowed = {m.uid: size_allowance(m.size, max_bytes) for m in messages}
+        literals = _Literals(each=allowed, left=sum(allowed.values()))
+        with self._server("fetch messages"), self._expecting(literals):
+            status, data = self.imap.uid("FETCH", uid_set(list(allowed)), "(UID BODY.PEEK[])")
+            self._check(status, data, "fetch")
         for item in data:
             if isinstance(item, tuple) and (m := _FETCH_ITEM.search(item[0])):
-                yield int(m.group(1)), item[1]
+                uid = int(m.group(1))
+                if len(item[1]) > allowed.get(uid, 0):  # its UID came after the literal
+                    raise TooLarge(
+                        f"The server sent {len(item[1])} bytes for UID {uid}, more than the "
+                        f"{allowed.get(uid, 0)} it may have: it stays on the server.",
+                        message_key=str(uid),
+                    )
+                yield uid, item[1]
 
     def mark_seen(self, uids: Sequence[int]) -> None:
         if uids:
-            self._check(
-                *self.imap.uid("STORE", uid_set(uids), "+FLAGS.SILENT", r"(\Seen)"), "mark as seen"
-            )
+            with self._server("mark as seen"):
+                self._check(
+                    *self.imap.uid("STORE", uid_set(uids), "+FLAGS.SILENT", r"(\Seen)"),
+                    "mark as seen",
+                )
 
     def move(self, uids: Sequence[int], folder: str) -> None:
         if not uids:
             return
-        if "MOVE" in self.capabilities:
-            self._check(*self.imap.uid("MOVE", uid_set(uids), _quote(folder)), "move")
-            return
-        self._check(*self.imap.uid("COPY", uid_set(uids), _quote(folder)), "copy")
+        with self._server(f"move messages to {folder!r}"):
+            if "MOVE" in self.capabilities:
+                self._check(*self.imap.uid("MOVE", uid_set(uids), _quote(folder)), "move")
+                return
+            self._check(*self.imap.uid("COPY", uid_set(uids), _quote(folder)), "copy")
         self.delete(uids)
 
     def delete(self, uids: Sequence[int]) -> None:
         if not uids:
             return
-        self._check(
-            *self.imap.uid("STORE", uid_set(uids), "+FLAGS.SILENT", r"(\Deleted)"), "delete"
-        )
-        if "UIDPLUS" in self.capabilities:
-            self._check(*self.imap.uid("EXPUNGE", uid_set(uids)), "expunge")
-        else:
-            self._check(*self.imap.expunge(), "expunge")
+        with self._server("delete messages"):
+            self._check(
+                *self.imap.uid("STORE", uid_set(uids), "+FLAGS.SILENT", r"(\Deleted)"),
+                "delete",
+            )
+            if "UIDPLUS" in self.capabilities:
+                self._check(*self.imap.uid("EXPUNGE", uid_set(uids)), "expunge")
+            else:
+                self._check(*self.imap.expunge(), "expunge")
 
     def close(self) -> None:
+        if self._gone:
+            return
         try:
             self.imap.logout()
-        except (imaplib.IMAP4.error, OSError, EOFError):
+        except (imaplib.IMAP4.error, OSError, EOFError, ValueError):
             self._abandon()
 
     def _abandon(self) -> None:
+        self._gone = True
         with contextlib.suppress(OSError):
             self.imap.shutdown()
 
@@ -259,6 +380,13 @@ class ImapClient(MailClient):
     def _check(status: str, data: list[Any], what: str) -> None:
         if status != "OK":
             raise MailError("protocol", f"The server refused to {what}: {_text(data)}")
+
+
+def _number(value: Any, what: str) -> int:
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+    if not text.isdigit():
+        raise MailError("protocol", f"The server sent a malformed {what}: {text[:80]!r}.")
+    return int(text)
 
 
 def _quote(folder: str) -> str:

@@ -3,9 +3,11 @@ OAUTHBEARER) and send raw RFC 822 bytes, reporting what the server answered."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import smtplib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,8 @@ class SendResult:
 
 class _Recording:
     transcript: Transcript | None = None
+    docmd: Callable[..., tuple[int, bytes]]  # smtplib's
+    _auth_challenge_count: int
 
     def send(self, s: Any) -> None:
         if self.transcript is not None:
@@ -50,6 +54,48 @@ class _Recording:
             for line in message.decode("utf-8", "replace").splitlines() or [""]:
                 self.transcript.server(f"{code} {line}")
         return code, message
+
+    def auth(
+        self,
+        mechanism: str,
+        authobject: Callable[..., str],
+        *,
+        initial_response_ok: bool = True,
+    ) -> tuple[int, bytes]:
+        """smtplib's exchange, in UTF-8 as SASL has it (smtplib's ASCII fails on any other
+        password), with the lines that carry credentials masked in the transcript."""
+        mechanism = mechanism.upper()
+        initial = authobject() if initial_response_ok else None
+        masked = self.transcript.credentials if self.transcript is not None else _unmasked
+        with masked((lambda _: f"AUTH {mechanism} ***") if initial is not None else None):
+            if initial is not None:
+                code, resp = self.docmd("AUTH", f"{mechanism} {_base64(initial)}")
+            else:
+                code, resp = self.docmd("AUTH", mechanism)
+            self._auth_challenge_count = 1 if initial is not None else 0
+            while code == 334:
+                self._auth_challenge_count += 1
+                if self._auth_challenge_count > 5:
+                    raise smtplib.SMTPException("The server keeps sending AUTH challenges.")
+                try:
+                    challenge = base64.b64decode(resp, validate=True)
+                except (binascii.Error, ValueError):
+                    raise smtplib.SMTPException(
+                        f"Malformed AUTH challenge: {resp[:80]!r}"
+                    ) from None
+                code, resp = self.docmd(_base64(authobject(challenge)))
+        if code in (235, 503):
+            return code, resp
+        raise smtplib.SMTPAuthenticationError(code, resp)
+
+
+@contextlib.contextmanager
+def _unmasked(_: object) -> Any:
+    yield
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode("ascii")
 
 
 class _SMTP(_Recording, smtplib.SMTP):
@@ -130,6 +176,10 @@ class SmtpClient(MailClient):
                 ) from None
             except smtplib.SMTPException as exc:
                 raise MailError("auth", f"Password login failed: {exc}") from None
+            except UnicodeEncodeError:  # CRAM-MD5 (smtplib's) takes ASCII passwords only
+                raise MailError(
+                    "auth", "The server offers only CRAM-MD5, which takes ASCII passwords only."
+                ) from None
             return
         mechanism = login.mechanism.upper()
         token = login.get_token()

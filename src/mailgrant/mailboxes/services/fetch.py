@@ -23,6 +23,7 @@ from mailgrant.mailboxes.protocol.pop3 import Pop3Client
 from mailgrant.mailboxes.protocol.transport import (
     Login,
     MailError,
+    TooLarge,
 )
 from mailgrant.mailboxes.services.login import (
     mailbox_endpoint,
@@ -38,6 +39,10 @@ BATCH_BYTES = 16 * 1024 * 1024
 
 
 MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+
+# Messages one fetch leaves on the server for being larger than the server said, each costing a
+# new connection; past that the fetch fails (a server that understates them all is broken).
+MAX_SKIPPED = 10
 
 
 @dataclass
@@ -59,14 +64,13 @@ def mailbox_fetch(
     if mailbox.direction != Mailbox.Direction.INCOMING:
         raise NeedsAdmin("Only incoming mailboxes fetch.", code="config")
     try:
-        if mailbox.protocol == Mailbox.Protocol.IMAP:
-            result = with_mailbox_login(
-                mailbox=mailbox, work=lambda login: _fetch_imap(mailbox, login, progress)
-            )
-        else:
-            result = with_mailbox_login(
-                mailbox=mailbox, work=lambda login: _fetch_pop3(mailbox, login, progress)
-            )
+        fetch_once = _fetch_imap if mailbox.protocol == Mailbox.Protocol.IMAP else _fetch_pop3
+        result = with_mailbox_login(
+            mailbox=mailbox,
+            work=lambda login: _skipping_understated(
+                lambda skipped, result: fetch_once(mailbox, login, progress, skipped, result)
+            ),
+        )
     except (MailError, ServiceError) as exc:
         error = mailbox_error_of(exc)
         _record_outcome(mailbox, now, error=error.message, actor=actor)
@@ -99,6 +103,26 @@ def _record_outcome(
             )
 
 
+def _skipping_understated(
+    fetch_once: Callable[[set[str], FetchResult], FetchResult],
+) -> FetchResult:
+    """Fetch; when a message turns out larger than the server said (the connection is dropped
+    then, what was stored before it kept), fetch again on a new connection without it: it
+    stays on the server, named in the errors, and the messages after it still come."""
+    result = FetchResult()
+    skipped: set[str] = set()
+    while True:
+        try:
+            fetch_once(skipped, result)
+            result.errors = list(dict.fromkeys(result.errors))  # each try lists the too big
+            return result
+        except TooLarge as exc:
+            if not exc.message_key or exc.message_key in skipped or len(skipped) >= MAX_SKIPPED:
+                raise
+            skipped.add(exc.message_key)
+            result.errors.append(exc.message)
+
+
 def _batch_messages() -> int:
     return max(1, int(settings.MAILGRANT_FETCH_BATCH))
 
@@ -117,9 +141,12 @@ def _batches(messages: Sequence[ServerMessage]) -> Iterator[list[ServerMessage]]
 
 
 def _fetch_imap(
-    mailbox: Mailbox, login: Login, progress: Callable[[int, int], None] | None
+    mailbox: Mailbox,
+    login: Login,
+    progress: Callable[[int, int], None] | None,
+    skipped: set[str],
+    result: FetchResult,
 ) -> FetchResult:
-    result = FetchResult()
     folder = mailbox.folder or "INBOX"
     with ImapClient(mailbox_endpoint(mailbox=mailbox), login) as imap:
         state = imap.select(folder)
@@ -145,7 +172,8 @@ def _fetch_imap(
                 post_action_done=True
             )
         new = [m for m in on_server if str(m.uid) not in current]
-        result.already_stored = len(on_server) - len(new)
+        result.already_stored = len(on_server) - len(new) - result.fetched  # not by an earlier try
+        new = [m for m in new if str(m.uid) not in skipped]
         too_big = [m for m in new if m.size > MAX_MESSAGE_BYTES]
         for m in too_big:
             result.errors.append(
@@ -168,7 +196,17 @@ def _fetch_imap(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
             in_flight: Future[list[_Row]] | None = None
             for batch in _batches(new):
-                fetched = [(str(uid), raw) for uid, raw in imap.fetch([m.uid for m in batch])]
+                try:
+                    fetched = [
+                        (str(uid), raw)
+                        for uid, raw in imap.fetch(batch, max_bytes=MAX_MESSAGE_BYTES)
+                    ]
+                except MailError:
+                    # The batch before is stored and durable: its rows stay (its post-fetch
+                    # action runs on the next fetch), this batch stays on the server.
+                    if in_flight:
+                        _insert_messages(in_flight.result())
+                    raise
                 result.fetched += len(fetched)
                 result.bytes += sum(len(raw) for _, raw in fetched)
                 job = writer.submit(_store_batch, destination, fetched, _now_for_database())
@@ -347,9 +385,12 @@ def _resync_uidvalidity(
 
 
 def _fetch_pop3(
-    mailbox: Mailbox, login: Login, progress: Callable[[int, int], None] | None
+    mailbox: Mailbox,
+    login: Login,
+    progress: Callable[[int, int], None] | None,
+    skipped: set[str],
+    result: FetchResult,
 ) -> FetchResult:
-    result = FetchResult()
     folder = "INBOX"
     destination = _destination(mailbox, folder, 0)
     delete = mailbox.post_fetch_action == "delete"
@@ -359,7 +400,8 @@ def _fetch_pop3(
             Message.objects.filter(mailbox=mailbox, folder=folder).values_list("uid", flat=True)
         )
         new = [m for m in on_server if m.uidl not in current]
-        result.already_stored = len(on_server) - len(new)
+        result.already_stored = len(on_server) - len(new) - result.fetched  # not by an earlier try
+        new = [m for m in new if m.uidl not in skipped]
         to_delete = [m.number for m in on_server if m.uidl in current] if delete else []
         rows: list[_Row] = []
 
@@ -377,7 +419,13 @@ def _fetch_pop3(
             if m.size > MAX_MESSAGE_BYTES:
                 result.errors.append(f"message {m.uidl} is {m.size} bytes: left on the server")
                 continue
-            raw = pop.retrieve(m.number)
+            try:
+                raw = pop.retrieve(m, max_bytes=MAX_MESSAGE_BYTES)
+            except MailError:
+                if rows:  # what is written is kept; this one and the rest stay on the server
+                    sync(destination.root, [r.path for r in rows])
+                    _insert_messages(rows)
+                raise
             row = _stored_row(destination, m.uidl, raw, _now_for_database())
             write_message(destination.root, row.path, raw)
             rows.append(row)

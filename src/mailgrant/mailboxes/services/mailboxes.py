@@ -13,8 +13,9 @@ from mailgrant.common.errors import Conflict, Invalid, NeedsAdmin
 from mailgrant.common.validation import model_errors
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.oauth.models import Grant, OAuthClient
+from mailgrant.oauth.selectors import grant_default_for
 from mailgrant.oauth.services.authorization import StartedAuthorization, authorization_start
-from mailgrant.oauth.services.grants import grant_create
+from mailgrant.oauth.services.grants import grant_create, grant_tokens_drop
 
 # The usual port of each protocol and security, used when none is given.
 DEFAULT_PORTS = {
@@ -77,7 +78,19 @@ def mailbox_check(*, mailbox: Mailbox, password: str | None = None) -> dict[str,
     action = mailbox.post_fetch_action or "keep"
     if mailbox.protocol == Mailbox.Protocol.POP3 and action not in ("keep", "delete"):
         errors["post_fetch_action"] = "POP3 can only keep or delete messages."
+    if (
+        mailbox.auth_method == Mailbox.AuthMethod.PASSWORD
+        and not password
+        and _server_moved(mailbox)
+    ):
+        errors.setdefault("password", MOVED_PASSWORD)
     return errors
+
+
+def _server_moved(mailbox: Mailbox) -> bool:
+    """Whether `mailbox` now points at another server than the one saved."""
+    stored = Mailbox.objects.filter(pk=mailbox.pk).first() if mailbox.pk else None
+    return stored is not None and _server_of(stored) != _server_of(mailbox)
 
 
 def mailbox_errors(*, mailbox: Mailbox, password: str | None = None) -> dict[str, str]:
@@ -149,28 +162,85 @@ def _referenced(model: type[OAuthClient] | type[Grant], field: str, value: Any) 
     return found
 
 
+MOVED_PASSWORD = (
+    "The host, port or security changed: enter the password again with this change (the "
+    "stored one is never sent to another server)."
+)
+MOVED_GRANT = (
+    "The host, port or security changed: this mailbox's OAuth token is not sent there until "
+    "its account authorizes it again (Authorize)."
+)
+
+
 def mailbox_save(
     *, mailbox: Mailbox, password: str | None = None, actor: Actor = SYSTEM
 ) -> Mailbox:
     """Create or update `mailbox` as it stands; a non-empty `password` replaces the stored
-    one. Its defaults are filled and every rule checked first."""
+    one. Its defaults are filled and every rule checked first.
+
+    Its secrets never follow a change of server (host, port or security) by themselves: a
+    stored password needs giving again with the change (else the change is refused, losing
+    nothing); an OAuth mailbox goes on with a grant of its own that its account authorizes
+    again, so another mailbox sharing the old grant keeps working. ``mailbox.save_notice``
+    then says so."""
     taken = Mailbox.objects.filter(name=mailbox.name).exclude(pk=mailbox.pk)
     if mailbox.name and taken.exists():
         raise Conflict(f"A mailbox named {mailbox.name!r} exists already.")
     errors = mailbox_errors(mailbox=mailbox, password=password)
     if errors:
         raise Invalid(errors)
+    moved = _server_moved(mailbox)
+    cleared = moved and bool(mailbox.password) and not password
+    if cleared:
+        mailbox.password = None  # a leftover of the password method: not sent elsewhere
     if password:
         mailbox.password = password  # type: ignore[assignment]  # sealed on save
     creating = mailbox.pk is None
+    mailbox.save_notice = ""
     with transaction.atomic():
+        if moved and mailbox.auth_method == Mailbox.AuthMethod.OAUTH2:
+            mailbox.save_notice = _grant_detach(mailbox=mailbox, actor=actor)
         mailbox.save()
         audit_record(
             actor=actor,
             target=mailbox,
             action=AuditAction.MAILBOX_CREATED if creating else AuditAction.MAILBOX_UPDATED,
+            message="; ".join(
+                note
+                for note in (
+                    "server changed: stored password cleared" if cleared else "",
+                    mailbox.save_notice,
+                )
+                if note
+            ),
         )
     return mailbox
+
+
+def _server_of(mailbox: Mailbox) -> tuple[str, int | None, str]:
+    return ((mailbox.host or "").strip().lower().rstrip("."), mailbox.port, mailbox.security)
+
+
+def _grant_detach(*, mailbox: Mailbox, actor: Actor) -> str:
+    """The grant whose token would go to the new server stops going there: the mailbox's own
+    grant loses its tokens; a grant it shares (the client's default, or another mailbox's)
+    stays, and the mailbox gets a new grant to authorize."""
+    client = mailbox.oauth_client
+    if client is None:
+        return ""
+    grant = mailbox.grant or grant_default_for(client=client)
+    if grant is None or not (grant.token_set or grant.original_token_set):
+        return ""
+    shared = (
+        grant.is_default
+        or Mailbox.objects.filter(grant=grant).exclude(pk=mailbox.pk).exists()
+        or mailbox.grant is None
+    )
+    if shared:
+        mailbox.grant = grant_create(client=client, account=mailbox.login_username, actor=actor)
+    else:
+        grant_tokens_drop(grants=[grant], reason=MOVED_GRANT)
+    return MOVED_GRANT
 
 
 def mailbox_delete(*, mailbox: Mailbox, actor: Actor = SYSTEM) -> None:

@@ -10,10 +10,11 @@ from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Invalid, NeedsAdmin, ServiceError
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.compose import (
-    AddressInvalid,
     Attachment,
+    MessageInvalid,
     check_addresses,
     compose,
+    crlf,
 )
 from mailgrant.mailboxes.protocol.smtp import SendResult, SmtpClient
 from mailgrant.mailboxes.protocol.transport import (
@@ -35,7 +36,8 @@ def mailbox_send(
     sender: str | None = None,
     actor: Actor = SYSTEM,
 ) -> SendResult:
-    """Send raw RFC 822 bytes to `recipients` (envelope: To, Cc and Bcc alike)."""
+    """Send raw RFC 822 bytes to `recipients` (envelope: To, Cc and Bcc alike), with CRLF
+    line ends whatever `raw` has."""
     if mailbox.protocol != Mailbox.Protocol.SMTP:
         raise NeedsAdmin("Only outgoing (SMTP) mailboxes send.", code="config")
     if not recipients:
@@ -44,8 +46,9 @@ def mailbox_send(
         check_addresses("recipients", recipients)
         if sender:
             check_addresses("sender", [sender])
-    except AddressInvalid as exc:
+    except MessageInvalid as exc:
         raise Invalid({exc.field: exc.message}) from None
+    raw = crlf(raw)
     envelope_from = sender or mailbox.username
 
     def attempt(login: Login) -> SendResult:
@@ -89,9 +92,11 @@ def mailbox_send_message(
     actor: Actor = SYSTEM,
 ) -> SendResult:
     """Compose a message from its parts (From: `sender`, else the mailbox's address) and send
-    it to To, Cc and Bcc alike; Bcc is in the envelope only."""
+    it to To, Cc and Bcc alike; Bcc is in the envelope only. A header value that would hold a
+    control character once decoded, or an entry holding two addresses, is refused naming its
+    field."""
     try:
-        message = compose(
+        raw = compose(
             sender=sender or mailbox.username,
             to=to,
             cc=cc,
@@ -100,12 +105,12 @@ def mailbox_send_message(
             html=html,
             attachments=attachments,
         )
-    except AddressInvalid as exc:
+    except MessageInvalid as exc:
         raise Invalid({exc.field: exc.message}) from None
     return mailbox_send(
         mailbox=mailbox,
         recipients=[*to, *cc, *bcc],
-        raw=message.as_bytes(),
+        raw=raw,
         sender=sender,
         actor=actor,
     )

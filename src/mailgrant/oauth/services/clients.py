@@ -10,12 +10,25 @@ from django.db.models import ProtectedError
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Conflict, InUse, Invalid
-from mailgrant.common.http import ProxyError, validate_proxy
+from mailgrant.common.http import (
+    PROXY_PASSWORD_MASK,
+    ProxyError,
+    proxy_destination,
+    proxy_masked,
+    proxy_password_of,
+    validate_proxy,
+)
 from mailgrant.common.validation import model_errors, users_of
 from mailgrant.oauth import protocol
-from mailgrant.oauth.models import OAuthClient
+from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.protocol import ProviderError
-from mailgrant.oauth.selectors import OAUTH_CLIENT_FIELDS, oauth_client_http
+from mailgrant.oauth.selectors import (
+    OAUTH_CLIENT_FIELDS,
+    EndpointsMissing,
+    oauth_client_endpoints,
+    oauth_client_http,
+)
+from mailgrant.oauth.services.grants import grant_tokens_drop
 from mailgrant.providers import get_provider
 
 
@@ -23,8 +36,8 @@ def oauth_client_check(*, client: OAuthClient) -> dict[str, str]:
     """Field errors of `client` as it stands, running OIDC discovery where it applies.
 
     On success the discovered metadata is left on ``client.metadata`` (not saved)."""
-    errors: dict[str, str] = {}
-    if client.proxy:
+    errors = _proxy_seal(client=client, stored=_stored(client))
+    if client.proxy and not errors:
         try:
             validate_proxy(client.proxy)
         except ProxyError as exc:
@@ -61,6 +74,39 @@ def oauth_client_check(*, client: OAuthClient) -> dict[str, str]:
     return errors
 
 
+def _stored(client: OAuthClient) -> OAuthClient | None:
+    """The client as saved (an admin form changes the instance before the service sees it)."""
+    return OAuthClient.objects.filter(pk=client.pk).first() if client.pk else None
+
+
+def _proxy_seal(*, client: OAuthClient, stored: OAuthClient | None) -> dict[str, str]:
+    """A password in the proxy URL moves to the vault (the URL keeps the mask). The mask keeps
+    the stored password, but only for the same proxy and user: the stored password never goes
+    to a proxy it was not given for."""
+    given = proxy_password_of(client.proxy)
+    if not given:
+        client.proxy_password = None
+        return {}
+    if given != PROXY_PASSWORD_MASK:
+        client.proxy_password = given  # type: ignore[assignment]  # sealed on save
+        client.proxy = proxy_masked(client.proxy)
+        return {}
+    if isinstance(client.proxy_password, str) and client.proxy_password:
+        return {}  # given in this change, sealed above
+    if (
+        stored is not None
+        and stored.proxy_password
+        and proxy_destination(stored.proxy) == proxy_destination(client.proxy)
+    ):
+        client.proxy_password = stored.proxy_password
+        return {}
+    return {
+        "proxy": "This proxy has no stored password: type it in the URL "
+        "(scheme://user:password@host:port); a stored one is kept only for the same proxy "
+        "and user."
+    }
+
+
 def oauth_client_apply(*, client: OAuthClient, values: Mapping[str, Any]) -> None:
     """Set the fields given in `values` (OAUTH_CLIENT_FIELDS; None restores a field's
     default), writing nothing."""
@@ -94,14 +140,32 @@ def oauth_client_save(
     *, client: OAuthClient, client_secret: str | None = None, actor: Actor = SYSTEM
 ) -> OAuthClient:
     """Create or update `client` as it stands, once every rule holds; a non-empty
-    `client_secret` replaces the stored one."""
+    `client_secret` replaces the stored one.
+
+    A change of where the client's secrets go (its endpoints, issuer, tenant, provider, proxy,
+    or TLS verification switched off) clears the stored client secret unless this change
+    gives it again, and drops the tokens of every grant of the client, which must be
+    validated again: whoever may change a client must not be able to pull its secrets out by
+    pointing it elsewhere. ``client.save_notice`` then says so."""
     errors = oauth_client_errors(client=client)
     if errors:
         raise Invalid(errors)
+    stored = _stored(client)
+    retargeted = stored is not None and _retargeted(client=client, stored=stored)
     if client_secret:
         client.client_secret = client_secret  # type: ignore[assignment]  # sealed on save
     creating = client.pk is None
+    notes = ["client secret replaced"] if client_secret and not creating else []
+    client.save_notice = ""
     with transaction.atomic():
+        if retargeted:
+            assert stored is not None
+            client.save_notice = _secrets_drop(
+                client=client,
+                had_secret=bool(stored.client_secret),
+                secret_given=bool(client_secret),
+            )
+            notes.append(client.save_notice)
         client.save()
         audit_record(
             actor=actor,
@@ -109,9 +173,49 @@ def oauth_client_save(
             action=AuditAction.OAUTH_CLIENT_CREATED
             if creating
             else AuditAction.OAUTH_CLIENT_UPDATED,
-            message="client secret replaced" if client_secret and not creating else "",
+            message="; ".join(notes),
         )
     return client
+
+
+def _destinations(client: OAuthClient) -> tuple[Any, ...]:
+    """Everywhere the client sends a secret or a token, or lets a browser sign in."""
+    try:
+        found = oauth_client_endpoints(client=client)
+        urls: tuple[str, ...] = (
+            found.authorize_url,
+            found.token_url,
+            found.userinfo_url,
+            found.jwks_uri,
+            found.issuer,
+        )
+    except EndpointsMissing:
+        urls = ()
+    return (urls, proxy_destination(client.proxy) if client.proxy else None)
+
+
+def _retargeted(*, client: OAuthClient, stored: OAuthClient) -> bool:
+    if stored.verify_ssl and not client.verify_ssl:
+        return True
+    return _destinations(client) != _destinations(stored)
+
+
+def _secrets_drop(*, client: OAuthClient, had_secret: bool, secret_given: bool) -> str:
+    """Clear what the change did not give again; a refresh token cannot be given again, so
+    every grant's tokens go. Returns the sentence that tells so."""
+    parts = []
+    if had_secret and not secret_given:
+        client.client_secret = None
+        parts.append("the stored client secret was cleared (give it again with such a change)")
+    dropped = grant_tokens_drop(
+        grants=Grant.objects.filter(client=client),
+        reason="The client's endpoints, proxy or TLS verification changed: validate again.",
+    )
+    if dropped:
+        parts.append(f"{dropped} grant(s) lost their tokens and must be validated again")
+    if not parts:
+        return ""
+    return "Where this client sends its secrets changed: " + "; ".join(parts) + "."
 
 
 def oauth_client_set_status(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import transaction
 from django.db.models import ProtectedError
+from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import InUse
@@ -17,6 +20,24 @@ def grant_create(*, client: OAuthClient, account: str = "", actor: Actor = SYSTE
         grant = Grant.objects.create(client=client, account=account)
         audit_record(actor=actor, target=grant, action=AuditAction.GRANT_CREATED)
     return grant
+
+
+def grant_tokens_drop(*, grants: Iterable[Grant], reason: str) -> int:
+    """Forget the tokens of `grants` (both token sets): each must be validated again, for
+    `reason`. The caller writes the audit row, in its own transaction. Returns how many held
+    tokens."""
+    held = [g.pk for g in grants if g.token_set or g.original_token_set]
+    now = timezone.now()
+    Grant.objects.filter(pk__in=held).update(
+        state=Grant.State.REAUTHORIZATION_REQUIRED,
+        token_set="",
+        original_token_set="",
+        expires_at=None,
+        last_error=reason,
+        last_error_at=now,
+        updated_at=now,
+    )
+    return len(held)
 
 
 def grant_set_default(*, grant: Grant, actor: Actor = SYSTEM) -> Grant:

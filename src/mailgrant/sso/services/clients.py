@@ -22,6 +22,7 @@ from mailgrant.oauth.services.clients import (
     oauth_client_errors,
     oauth_client_save,
 )
+from mailgrant.providers import get_provider
 from mailgrant.sandbox.expression import ExpressionSyntaxError, expression_compile
 from mailgrant.sso.claims import ClaimPathError, claim_path_parse, user_fields_check
 from mailgrant.sso.icons import icon_name_check
@@ -29,9 +30,11 @@ from mailgrant.sso.models import SignIn
 from mailgrant.sso.selectors import SIGN_IN_FIELDS, sign_in_of
 
 
-def sign_in_check(*, sign_in: SignIn) -> dict[str, str]:
-    """Field errors of the sign-in settings as they stand."""
+def sign_in_check(*, sign_in: SignIn, provider: str) -> dict[str, str]:
+    """Field errors of the sign-in settings as they stand, for a client of `provider`."""
     errors: dict[str, str] = {}
+    if problem := _organizations_check(sign_in.allowed_organizations, provider=provider):
+        errors["allowed_organizations"] = problem
     if mapping_errors := user_fields_check(sign_in.user_fields):
         errors["user_fields"] = "; ".join(
             message if name == "user_fields" else f"{name}: {message}"
@@ -50,6 +53,18 @@ def sign_in_check(*, sign_in: SignIn) -> dict[str, str]:
         except ExpressionSyntaxError as exc:
             errors["user_create_expression"] = str(exc)
     return errors
+
+
+def _organizations_check(value: Any, *, provider: str) -> str:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return "a list of names"
+    if not value:
+        return ""
+    try:
+        preset = get_provider(provider)
+    except KeyError:
+        return ""  # the provider field has its own error
+    return next((p for p in map(preset.organization_check, value) if p), "")
 
 
 def client_create(
@@ -97,7 +112,7 @@ def _client_apply_and_save(
         related_ldaps_resolve(values["related_ldaps"]) if "related_ldaps" in values else None
     )
     errors = oauth_client_errors(client=client)
-    for name, problem in sign_in_check(sign_in=sign_in).items():
+    for name, problem in sign_in_check(sign_in=sign_in, provider=client.provider).items():
         errors.setdefault(name, problem)
     if errors:
         raise Invalid(errors)

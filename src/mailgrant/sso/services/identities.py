@@ -16,9 +16,10 @@ from mailgrant.sso.models import SsoIdentity
 
 
 def sso_identity_create(
-    *, client: OAuthClient, subject: str, user: Any, actor: Actor = SYSTEM
+    *, client: OAuthClient, subject: str, user: Any, issuer: str = "", actor: Actor = SYSTEM
 ) -> SsoIdentity:
-    identity = SsoIdentity(client=client, subject=subject, user=user)
+    """A link by hand; without `issuer`, the subject's first sign-in sets it."""
+    identity = SsoIdentity(client=client, issuer=issuer, subject=subject, user=user)
     return _identity_save(identity=identity, actor=actor, action=AuditAction.SSO_IDENTITY_CREATED)
 
 
@@ -29,7 +30,7 @@ def sso_identity_update(*, identity: SsoIdentity, actor: Actor = SYSTEM) -> SsoI
 
 def _identity_save(*, identity: SsoIdentity, actor: Actor, action: AuditAction) -> SsoIdentity:
     taken = SsoIdentity.objects.filter(
-        client_id=identity.client_id, subject=identity.subject
+        client_id=identity.client_id, issuer=identity.issuer, subject=identity.subject
     ).exclude(pk=identity.pk)
     if taken.exists():
         raise Conflict(f"Subject {identity.subject!r} of {identity.client} is linked already.")

@@ -43,11 +43,13 @@ from mailgrant.sso.claims import (
     ClaimPathError,
     ClaimTypeError,
     claim_at,
+    claim_path_parse,
     field_value,
     user_fields_from_claims,
 )
 from mailgrant.sso.models import SignIn, SsoIdentity
 from mailgrant.sso.selectors import sign_in_of
+from mailgrant.sso.usernames import username_normalize, username_problem, username_taken
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +214,9 @@ def _user_claims(*, exchanged: Exchanged) -> dict[str, Any]:
                 "The user data endpoint describes another person than the ID token.",
                 code="userinfo_subject_mismatch",
             )
-        claims = {**data, "sub": claims.get("sub") or data.get("sub")}
+        # What names the issuer and the organization stays the verified token's.
+        token = {k: claims[k] for k in _token_claim_names(client) if k in claims}
+        claims = {**data, "sub": claims.get("sub") or data.get("sub"), **token}
     elif not verified:
         raise LoginRefused(
             f"{client.name} reads user data from the ID token, but the provider sent none that "
@@ -222,7 +226,17 @@ def _user_claims(*, exchanged: Exchanged) -> dict[str, Any]:
         )
     if not claims.get("sub"):
         raise LoginRefused("The provider named no subject (sub) for this person.")
+    # The identity's issuer: the verified token's, else the client's when it has one issuer.
+    if not verified:
+        claims.pop("iss", None)
+        if endpoints.issuer and "{tenantid}" not in endpoints.issuer:
+            claims["iss"] = endpoints.issuer
     return claims
+
+
+def _token_claim_names(client: OAuthClient) -> tuple[str, ...]:
+    organization = get_provider(client.provider).organization_claim
+    return ("iss", organization) if organization else ("iss",)
 
 
 def _username_path(client: OAuthClient) -> str:
@@ -238,8 +252,8 @@ class _Plan:
     """What the sign-in will write, decided before the transaction opens (network calls and
     the expression's evaluation stay outside the write lock)."""
 
+    issuer: str
     subject: str
-    username: str
     fields: dict[str, Any]
     identity: SsoIdentity | None = None
     directory_user: Any = None
@@ -258,29 +272,20 @@ def _user_provision(*, client: OAuthClient, claims: dict[str, Any], return_url: 
 
 
 def _plan_for(*, client: OAuthClient, claims: dict[str, Any]) -> _Plan:
-    subject = str(claims["sub"])
-    path = _username_path(client)
-    try:
-        username = field_value("username", claim_at(claims, path))
-    except ClaimMissing:
-        raise LoginRefused(
-            f"The provider sent no {path!r} claim, which names the user here (username attribute).",
-            code="username_missing",
-        ) from None
-    except (ClaimTypeError, ClaimPathError) as exc:
-        raise LoginRefused(
-            f"The {path!r} claim cannot name a user: {exc}.", code="username_missing"
-        ) from None
-    if not username.strip():
-        raise LoginRefused(f"The {path!r} claim is empty.", code="username_missing")
+    """Every sign-in passes the client's pins (verified email, organization); a first one
+    must also be admitted by the user create expression, whether it creates a user or links
+    a directory user. Only an admitted person learns whether a username is taken."""
     sign_in = sign_in_of(client=client)
+    path = _username_path(client)
+    claimed = _username_claim(claims=claims, path=path)
+    _pins_check(client=client, sign_in=sign_in, claims=claims, path=path)
+    issuer, subject = str(claims.get("iss") or ""), str(claims["sub"])
     fields, notes = user_fields_from_claims(sign_in.user_fields or {}, claims)
+    username = username_normalize(claimed)
     fields["username"] = username
-    plan = _Plan(subject=subject, username=username, fields=fields, notes=notes)
+    plan = _Plan(issuer=issuer, subject=subject, fields=fields, notes=notes)
 
-    identity = (
-        SsoIdentity.objects.select_related("user").filter(client=client, subject=subject).first()
-    )
+    identity = _identity_find(client=client, issuer=issuer, subject=subject)
     directories = (
         list(sign_in.related_ldaps.filter(status=LdapDirectory.Status.ENABLED))
         if sign_in.pk
@@ -292,20 +297,81 @@ def _plan_for(*, client: OAuthClient, claims: dict[str, Any]) -> _Plan:
         if account is not None:
             _directory_lookup(directories=[account.directory], username=account.username)
         return plan
-    if directories:
+    account = None
+    # A name the normalization changed ("alice ", fullwidth) is not the directory's: it is
+    # looked up as a new user, where it meets the look-alike check.
+    if directories and username == claimed:
         account = _directory_lookup(directories=directories, username=username)
-        if account is not None:
-            plan.directory_user = account.user
-            return plan
-    if get_user_model().objects.filter(username__iexact=username).exists():
+    if account is not None:
+        extra = _expression_decide(
+            client=client, claims=claims, user={**fields, "directory": account.directory.name}
+        )
+        extra.pop("username", None)
+        plan.fields.update(extra)
+        plan.directory_user = account.user
+        return plan
+    plan.fields.update(_expression_decide(client=client, claims=claims, user=fields))
+    # The expression may name the user itself: the final name is the one checked.
+    username = username_normalize(str(plan.fields["username"]))
+    if problem := username_problem(username):
         raise LoginRefused(
-            f"A user named {username} already exists here but has never signed in with "
-            f"{client.name}. An administrator can link them (SSO identities).",
+            f"The name {username!r} cannot name a user here: {problem}", code="username_invalid"
+        )
+    if username_taken(username):
+        raise LoginRefused(
+            f"A user named {username}, or one too like it, already exists here but has never "
+            f"signed in with {client.name}. An administrator can link them (SSO identities).",
             code="username_taken",
         )
+    plan.fields["username"] = username
     plan.create = True
-    plan.fields.update(_expression_decide(client=client, claims=claims, user=fields))
     return plan
+
+
+def _username_claim(*, claims: dict[str, Any], path: str) -> str:
+    try:
+        username = str(field_value("username", claim_at(claims, path)))
+    except ClaimMissing:
+        raise LoginRefused(
+            f"The provider sent no {path!r} claim, which names the user here (username attribute).",
+            code="username_missing",
+        ) from None
+    except (ClaimTypeError, ClaimPathError) as exc:
+        raise LoginRefused(
+            f"The {path!r} claim cannot name a user: {exc}.", code="username_missing"
+        ) from None
+    if not username.strip():
+        raise LoginRefused(f"The {path!r} claim is empty.", code="username_missing")
+    return username
+
+
+def _pins_check(*, client: OAuthClient, sign_in: SignIn, claims: dict[str, Any], path: str) -> None:
+    """The sign-in settings' own admission rules, at every sign-in."""
+    if sign_in.email_verified_required and claim_path_parse(path)[0] == "email":
+        verified = claims.get("email_verified")
+        if verified is not True and str(verified).lower() != "true":
+            raise LoginRefused(
+                f"{client.name} names you by your email address, which the provider has not "
+                "verified (email_verified). Verify it there, then sign in again.",
+                code="email_unverified",
+            )
+    allowed = {str(o).lower() for o in sign_in.allowed_organizations or ()}
+    if allowed:
+        provider = get_provider(client.provider)
+        value = claims.get(provider.organization_claim) if provider.organization_claim else None
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise LoginRefused(
+                f"{client.name} admits only people of its allowed organizations "
+                f"({provider.organization_claim or 'none'} claim), and yours is not one of them.",
+                code="organization_refused",
+            )
+
+
+def _identity_find(*, client: OAuthClient, issuer: str, subject: str) -> SsoIdentity | None:
+    """The identity of (issuer, subject), else one of the subject with no issuer yet (made by
+    hand, or before identities had one), which this sign-in then completes."""
+    found = SsoIdentity.objects.select_related("user").filter(client=client, subject=subject)
+    return found.filter(issuer=issuer).first() or found.filter(issuer="").first()
 
 
 def _directory_lookup(*, directories: list[LdapDirectory], username: str) -> Any:
@@ -318,12 +384,12 @@ def _directory_lookup(*, directories: list[LdapDirectory], username: str) -> Any
 def _expression_decide(
     *, client: OAuthClient, claims: dict[str, Any], user: dict[str, Any]
 ) -> dict[str, Any]:
-    """The fields the create expression adds; LoginRefused when it does not allow creation."""
+    """The fields the create expression adds; LoginRefused when it does not admit the person."""
     source = sign_in_of(client=client).user_create_expression.strip()
     if not source:
         raise LoginRefused(
-            f"{client.name} does not create unknown users (its user create expression is "
-            "empty). Ask an administrator for an account.",
+            f"{client.name} does not create unknown users nor link new ones to directory users "
+            "(its user create expression is empty). Ask an administrator for an account.",
             code="creation_disabled",
         )
     try:
@@ -369,20 +435,30 @@ def _plan_apply(*, client: OAuthClient, plan: _Plan, return_url: str) -> SignedI
             how = "identity"
             _refuse_inactive(user)
             _user_update(user=user, fields=plan.fields, directory_managed=_is_directory(user))
-            SsoIdentity.objects.filter(pk=plan.identity.pk).update(last_login_at=now)
+            SsoIdentity.objects.filter(pk=plan.identity.pk).update(
+                last_login_at=now, issuer=plan.identity.issuer or plan.issuer
+            )
         elif plan.directory_user is not None:
             user = plan.directory_user
             how = "directory"
             _refuse_inactive(user)
             _user_update(user=user, fields=plan.fields, directory_managed=True)
             SsoIdentity.objects.create(
-                client=client, subject=plan.subject, user=user, last_login_at=now
+                client=client,
+                issuer=plan.issuer,
+                subject=plan.subject,
+                user=user,
+                last_login_at=now,
             )
         else:
             how = "created"
             user = _user_create(fields=plan.fields)
             SsoIdentity.objects.create(
-                client=client, subject=plan.subject, user=user, last_login_at=now
+                client=client,
+                issuer=plan.issuer,
+                subject=plan.subject,
+                user=user,
+                last_login_at=now,
             )
             audit_record(
                 actor=Actor(name=f"sso:{client.name}", user=user),

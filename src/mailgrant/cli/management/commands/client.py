@@ -1,6 +1,7 @@
 import json
 from argparse import ArgumentParser
 from typing import Any
+from urllib.parse import quote
 
 from django.core.management.base import CommandError
 
@@ -26,6 +27,7 @@ from mailgrant.cli.support import (
     seconds,
 )
 from mailgrant.common.audit import CLI
+from mailgrant.common.http import PROXY_PASSWORD_MASK, proxy_password_of, proxy_with_password
 from mailgrant.oauth.models import OAuthClient
 from mailgrant.oauth.selectors import (
     OAUTH_CLIENT_FIELDS,
@@ -53,7 +55,15 @@ CHOICES = {
     "user_data_source": SignIn.UserDataSource.values,
 }
 FIELDS = [*OAUTH_CLIENT_FIELDS, *SIGN_IN_FIELDS]
-NOT_TEXT = {"name", "client_id", *CHOICES, "verify_ssl", "user_fields"}
+NOT_TEXT = {
+    "name",
+    "client_id",
+    *CHOICES,
+    "verify_ssl",
+    "user_fields",
+    "email_verified_required",
+    "allowed_organizations",
+}
 TEXT_FIELDS = [f for f in FIELDS if f not in NOT_TEXT]
 
 
@@ -81,7 +91,15 @@ class Command(AdminCommand):
 
         add = sub.add_parser("add", help="Add a client; empty fields use the provider's preset.")
         self._field_arguments(add, creating=True)
-        update = sub.add_parser("update", help="Change the fields given; the others stay.")
+        update = sub.add_parser(
+            "update",
+            help="Change the fields given; the others stay.",
+            description="Change the fields given; the others stay. Changing where the client "
+            "sends its secrets (an endpoint, the issuer, tenant, provider or proxy, or "
+            "--no-verify-ssl) clears the stored client secret unless the same update gives it "
+            "again (--client-secret-file/--client-secret-stdin), and every grant of the client "
+            "must be validated again.",
+        )
         update.add_argument("current_name", metavar="NAME")
         self._field_arguments(update, creating=False)
 
@@ -140,6 +158,15 @@ class Command(AdminCommand):
             parser.add_argument(flag_of(field), help=_help(field), metavar="TEXT")
         add_bool_argument(parser, "verify-ssl", "check the provider's TLS certificate")
         parser.add_argument("--user-fields", metavar="JSON", help=_help("user_fields"))
+        add_bool_argument(parser, "email-verified-required", _help("email_verified_required"))
+        parser.add_argument(
+            "--allowed-organization",
+            dest="allowed_organizations",
+            action="append",
+            metavar="NAME",
+            help=_help("allowed_organizations")
+            + " Repeat for several; --allowed-organization '' clears them.",
+        )
         parser.add_argument(
             "--related-ldap",
             dest="related_ldaps",
@@ -149,6 +176,9 @@ class Command(AdminCommand):
             "--related-ldap '' clears them)",
         )
         add_secret_arguments(parser, "client-secret", "client secret")
+        add_secret_arguments(
+            parser, "proxy-password", "proxy's password (its user name goes in --proxy, user@host)"
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
@@ -202,10 +232,29 @@ class Command(AdminCommand):
 
     # --- writing -------------------------------------------------------------------------------
 
-    def _given_fields(self, o: dict[str, Any]) -> dict[str, Any]:
+    def _given_fields(self, o: dict[str, Any], client: OAuthClient | None = None) -> dict[str, Any]:
         data = {f: o[f] for f in FIELDS if o.get(f) is not None}
         if "user_fields" in data:
             data["user_fields"] = _user_fields(data["user_fields"])
+        if "allowed_organizations" in data:
+            data["allowed_organizations"] = [n for n in data["allowed_organizations"] if n]
+        if proxy_password_of(data.get("proxy", "")) not in ("", PROXY_PASSWORD_MASK):
+            raise CommandError(
+                "A proxy password in --proxy would show in the process list: give the user in "
+                "--proxy (user@host:port) and the password with --proxy-password-file or "
+                "--proxy-password-stdin."
+            )
+        password = read_secret(
+            path=o["proxy_password_file"],
+            from_stdin=o["proxy_password_stdin"],
+            what="proxy password",
+        )
+        if password is not None:
+            proxy = data.get("proxy", client.proxy if client else "")
+            with_password = proxy_with_password(proxy, quote(password, safe=""))
+            if with_password == proxy.strip():
+                raise CommandError("A proxy password needs a user in --proxy (user@host:port).")
+            data["proxy"] = with_password
         return data
 
     def _secret(self, o: dict[str, Any]) -> str | None:
@@ -222,7 +271,7 @@ class Command(AdminCommand):
 
     def _update(self, o: dict[str, Any]) -> None:
         client = client_named(o["current_name"])
-        values = self._given_fields(o)
+        values = self._given_fields(o, client)
         if o["related_ldaps"] is not None:
             values["related_ldaps"] = o["related_ldaps"]
         secret = self._secret(o)
@@ -234,10 +283,12 @@ class Command(AdminCommand):
     def _saved(self, client: OAuthClient, verb: str, *, as_json: bool) -> None:
         data = client_public(client=client)
         if as_json:
-            self.stdout.write(json_text(data))
+            self.stdout.write(json_text({**data, "notice": client.save_notice}))
             return
         self.stdout.write(f"{verb} OAuth client {client.name} (id {client.pk}).")
         self.stdout.write(f"Redirect URI to register at the provider: {data['redirect_uri']}")
+        if client.save_notice:
+            self.stdout.write(client.save_notice)
 
     def _delete(self, o: dict[str, Any]) -> None:
         client = client_named(o["name"])

@@ -41,7 +41,13 @@ class Command(AdminCommand):
         add = sub.add_parser("add", help="Add a directory.")
         add.add_argument("--name", required=True)
         self._settings_arguments(add, adding=True)
-        update = sub.add_parser("update", help="Change a directory (only the options given).")
+        update = sub.add_parser(
+            "update",
+            help="Change a directory (only the options given).",
+            description="Change a directory (only the options given). A new server URI, "
+            "security, CA certificate or --no-verify-ssl needs the bind password given again "
+            "in the same update (else the update is refused, changing nothing).",
+        )
         update.add_argument("current_name", metavar="NAME")
         update.add_argument("--name", help="rename the directory")
         self._settings_arguments(update, adding=False)

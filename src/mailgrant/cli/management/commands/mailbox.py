@@ -76,7 +76,13 @@ class Command(AdminCommand):
 
         add = sub.add_parser("add", help="Add a mailbox.")
         self._field_arguments(add, creating=True)
-        update = sub.add_parser("update", help="Change the fields given; the others stay.")
+        update = sub.add_parser(
+            "update",
+            help="Change the fields given; the others stay.",
+            description="Change the fields given; the others stay. A new host, port or "
+            "security needs the password given again in the same update (for the password "
+            "method); an OAuth mailbox then needs `mailbox authorize` again.",
+        )
         update.add_argument("current_name", metavar="NAME")
         self._field_arguments(update, creating=False)
         delete = sub.add_parser(
@@ -221,6 +227,8 @@ class Command(AdminCommand):
             self._write(mailbox, as_json=True)
         else:
             self.stdout.write(f"{verb} mailbox {mailbox.name}.")
+            if mailbox.save_notice:
+                self.stdout.write(mailbox.save_notice)
 
     def _delete(self, mailbox: Mailbox, *, yes: bool) -> None:
         count = mailbox.messages.count()

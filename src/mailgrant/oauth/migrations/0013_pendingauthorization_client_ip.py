@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oauth', '0010_expected_account_refused'),
+        ('oauth', '0012_expected_account_refused'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oauth', '0009_original_token_set_stripped'),
+        ('oauth', '0011_original_token_set_stripped'),
     ]
 
     operations = [

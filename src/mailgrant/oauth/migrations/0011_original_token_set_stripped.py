@@ -18,7 +18,7 @@ def strip_refresh_tokens(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("oauth", "0008_grant_refresh_lease"),
+        ("oauth", "0010_proxy_password"),
     ]
 
     operations = [
