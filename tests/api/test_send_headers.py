@@ -7,14 +7,10 @@ from email import policy
 
 import pytest
 
-from mailgrant.mailboxes.models import Mailbox
-from mailgrant.mailboxes.services.mailboxes import mailbox_save
-from tests.servers.dovecot import PASSWORD_USERS
+from tests.mailboxes.outgoing import USER, outgoing_mailbox
 from tests.servers.dovecot_rawlog import rawlog_dovecot, wait_for_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-USER, PASSWORD = next(iter(PASSWORD_USERS.items()))
 
 
 @pytest.fixture(scope="module")
@@ -26,19 +22,7 @@ def submission():
 @pytest.fixture
 def send(submission, api):
     submission.forget()
-    mailbox = mailbox_save(
-        mailbox=Mailbox(
-            name="api-outgoing",
-            protocol="smtp",
-            direction="outgoing",
-            host="127.0.0.1",
-            port=submission.submission_port,
-            security="none",
-            auth_method="password",
-            username=USER,
-        ),
-        password=PASSWORD,
-    )
+    mailbox = outgoing_mailbox(name="api-outgoing", port=submission.submission_port)
     return lambda body: api.post(f"/mailboxes/{mailbox.pk}/send", body)
 
 

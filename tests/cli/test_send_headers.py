@@ -3,15 +3,11 @@ clear line naming the field, exit 1, and nothing reaches the real Dovecot submis
 
 import pytest
 
-from mailgrant.mailboxes.models import Mailbox
-from mailgrant.mailboxes.services.mailboxes import mailbox_save
 from tests.cli.conftest import assert_failed
-from tests.servers.dovecot import PASSWORD_USERS
+from tests.mailboxes.outgoing import USER, outgoing_mailbox
 from tests.servers.dovecot_rawlog import rawlog_dovecot
 
 pytestmark = [pytest.mark.integration]
-
-USER, PASSWORD = next(iter(PASSWORD_USERS.items()))
 
 
 @pytest.fixture(scope="module")
@@ -30,19 +26,7 @@ def submission():
 )
 def test_send_refuses_with_one_line_naming_the_field(mailgrant, submission, flags, field) -> None:
     submission.forget()
-    mailbox_save(
-        mailbox=Mailbox(
-            name="cli-out",
-            protocol="smtp",
-            direction="outgoing",
-            host="127.0.0.1",
-            port=submission.submission_port,
-            security="none",
-            auth_method="password",
-            username=USER,
-        ),
-        password=PASSWORD,
-    )
+    outgoing_mailbox(name="cli-out", port=submission.submission_port)
     result = mailgrant("mailbox", "send", "cli-out", "--to", USER, "--text", "x", *flags)
     assert_failed(result, field)
     assert submission.received() == []

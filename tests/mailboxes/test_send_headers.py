@@ -8,16 +8,13 @@ from email import policy
 import pytest
 
 from mailgrant.common.errors import Invalid
-from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.compose import Attachment
-from mailgrant.mailboxes.services.mailboxes import mailbox_save
 from mailgrant.mailboxes.services.send import mailbox_send, mailbox_send_message
-from tests.servers.dovecot import PASSWORD_USERS
+from tests.mailboxes.outgoing import USER, outgoing_mailbox
 from tests.servers.dovecot_rawlog import rawlog_dovecot, wait_for_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
-USER, PASSWORD = next(iter(PASSWORD_USERS.items()))
 INJECTED = "=?utf-8?q?Ticket_42=0D=0AReply-To:_attacker@evil.test=0D=0AFrom:_ceo@example.test?="
 
 
@@ -30,19 +27,7 @@ def submission():
 @pytest.fixture
 def outgoing(submission, db):
     submission.forget()
-    return mailbox_save(
-        mailbox=Mailbox(
-            name="outgoing",
-            protocol="smtp",
-            direction="outgoing",
-            host="127.0.0.1",
-            port=submission.submission_port,
-            security="none",
-            auth_method="password",
-            username=USER,
-        ),
-        password=PASSWORD,
-    )
+    return outgoing_mailbox(name="outgoing", port=submission.submission_port)
 
 
 def assert_crlf_only(data: bytes) -> None:
