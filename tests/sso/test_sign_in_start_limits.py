@@ -6,6 +6,7 @@ first), beyond which the start is refused with a 429 page and nothing is written
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.test import Client
@@ -70,3 +71,20 @@ def test_validate_starts_are_still_audited(admin_client, make_client) -> None:
     response = admin_client.post(f"/admin/oauth/oauthclient/{client.pk}/validate/")
     assert response.status_code == 302
     assert AuditEvent.objects.filter(action="oauth_client.validate_started").count() == 1
+
+
+def test_answers_matching_no_waiting_sign_in_write_no_rows(sign_in_client) -> None:
+    """A started sign-in's state, sent back again and again from a browser that did not start
+    it: each is refused, and none writes an audit row (anyone can send those)."""
+    started = _start(sign_in_client.pk, "192.0.2.9")
+    state = parse_qs(urlsplit(started["Location"]).query)["state"][0]
+    audit_before = AuditEvent.objects.count()
+    stranger = Client(REMOTE_ADDR="203.0.113.5")
+    for _ in range(10):
+        answer = stranger.get(
+            f"/oauth/callback/{sign_in_client.pk}/", {"state": state, "code": "x"}
+        )
+        assert answer.status_code == 403
+        assert "another browser" in answer.content.decode()
+    assert AuditEvent.objects.count() == audit_before
+    assert PendingAuthorization.objects.get().outcome == PendingAuthorization.Outcome.PENDING

@@ -3,6 +3,7 @@ folder, list and fetch messages in batches without parsing them, act on them aft
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import imaplib
 import re
@@ -390,11 +391,58 @@ def _number(value: Any, what: str) -> int:
 
 
 def _quote(folder: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9._/-]+", folder):
-        return folder
     if any(c in folder for c in "\r\n\0"):
         raise MailError("folder", "A folder name cannot contain line breaks.")
+    folder = folder_name_encode(folder)
+    if re.fullmatch(r"[A-Za-z0-9._/&,+-]+", folder):
+        return folder
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def folder_name_encode(name: str) -> str:
+    """A folder name as IMAP carries it: modified UTF-7 (RFC 3501 5.1.3), the only form a
+    server without UTF8=ACCEPT takes for a name beyond ASCII (imaplib sends ASCII alone).
+    A name already in that form (as a server lists it) is kept as it is."""
+    if _is_modified_utf7(name):
+        return name
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            utf16 = "".join(pending).encode("utf-16-be")
+            out.append(
+                "&" + base64.b64encode(utf16).decode("ascii").rstrip("=").replace("/", ",") + "-"
+            )
+            pending.clear()
+
+    for char in name:
+        if " " <= char <= "~":
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    return "".join(out)
+
+
+def _is_modified_utf7(name: str) -> bool:
+    if "&" not in name or not all(" " <= c <= "~" for c in name):
+        return False
+    for run in re.findall(r"&([^-]*)(-|$)", name):
+        encoded, end = run
+        if not end:
+            return False
+        if not encoded:
+            continue
+        try:
+            padded = encoded.replace(",", "/") + "=" * (-len(encoded) % 4)
+            decoded = base64.b64decode(padded, validate=True).decode("utf-16-be")
+        except ValueError:
+            return False
+        if not decoded or any(" " <= c <= "~" for c in decoded):
+            return False
+    return True
 
 
 def _text(value: Any) -> str:

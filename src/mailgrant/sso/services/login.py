@@ -170,11 +170,15 @@ def _refusal_record(
     code: str,
     pending: PendingAuthorization | None = None,
 ) -> None:
+    if pending is None:
+        # The answer matched no sign-in waiting here (replayed, expired, another browser's):
+        # anyone can send those as often as they like, so they are logged, not audited.
+        log.warning("Sign-in answer for %s refused (%s): %s", client, code, message)
+        return
     with transaction.atomic():
-        if pending is not None:
-            PendingAuthorization.objects.filter(pk=pending.pk).update(
-                outcome=PendingAuthorization.Outcome.FAILED, message=message
-            )
+        PendingAuthorization.objects.filter(pk=pending.pk).update(
+            outcome=PendingAuthorization.Outcome.FAILED, message=message
+        )
         audit_record(
             actor=SSO,
             target=client,
