@@ -269,6 +269,13 @@ def connect_error(exc: BaseException, endpoint: Endpoint) -> MailError:
 
 
 def sasl_message(login: TokenLogin, endpoint: Endpoint, token: str) -> str:
-    return sasl.initial_response(
-        login.mechanism, user=login.username, token=token, host=endpoint.host, port=endpoint.port
-    )
+    try:
+        return sasl.initial_response(
+            login.mechanism,
+            user=login.username,
+            token=token,
+            host=endpoint.host,
+            port=endpoint.port,
+        )
+    except ValueError as exc:  # a token or user name no SASL message can carry
+        raise MailError("auth", f"Cannot log in with {login.mechanism}: {exc}.") from None
