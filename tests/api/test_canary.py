@@ -1,6 +1,8 @@
 """Canary sweep over the API: known secrets and tokens appear in no response but the broker's,
 and never in the audit log."""
 
+import base64
+
 import pytest
 
 from mailgrant.common.models import AuditEvent
@@ -9,10 +11,20 @@ from tests.servers.dovecot import PASSWORD_USERS
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 CLIENT_SECRET = "canary-api-client-secret-71f3"
+PROXY_PASSWORD = "canary-api-proxy-password-c4d1"
+
+
+def _sent_forms(user: str, password: str) -> list[str]:
+    """The forms a password login puts on the wire: IMAP's quoted string, SASL PLAIN's and
+    LOGIN's base64."""
+    quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+    plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    alone = base64.b64encode(password.encode()).decode()
+    return [quoted, plain, plain.rstrip("="), alone, alone.rstrip("=")]
 
 
 def test_no_secret_in_any_response_or_audit_row(
-    api, oidc, oidc_client, validate_headless, dovecot
+    api, oidc, oidc_client, validate_headless, dovecot, make_client
 ) -> None:
     client = oidc_client(client_secret=CLIENT_SECRET)
     grant = validate_headless(client).grant
@@ -20,7 +32,32 @@ def test_no_secret_in_any_response_or_audit_row(
     user, password = next(iter(PASSWORD_USERS.items()))
     canaries = [CLIENT_SECRET, password, tokens.access_token, tokens.refresh_token, tokens.id_token]
 
-    responses = []
+    # A password with quotes and backslashes, for the masked transcripts of IMAP and SMTP.
+    quoted_user, quoted_password = list(PASSWORD_USERS.items())[1]
+    canaries += [quoted_password, *_sent_forms(quoted_user, quoted_password), PROXY_PASSWORD]
+    proxied = make_client(name="proxied", proxy=f"http://puser:{PROXY_PASSWORD}@127.0.0.1:9")
+    logins = {
+        protocol: api.post(
+            "/mailboxes",
+            {
+                "name": f"canary-{protocol}",
+                "protocol": protocol,
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "none",
+                "username": quoted_user,
+                "auth_method": "password",
+                "password": quoted_password,
+            },
+        )
+        for protocol, port in (("imap", dovecot.imap_port), ("smtp", dovecot.submission_port))
+    }
+
+    responses = [*logins.values()]
+    for login in logins.values():
+        responses.append(api.post(f"/mailboxes/{login.json()['id']}/test"))
+        assert responses[-1].json()["ok"] is True, responses[-1].content
+    responses += [api.get(f"/oauth-clients/{proxied.pk}")]
     created = api.post(
         "/mailboxes",
         {
