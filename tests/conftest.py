@@ -278,3 +278,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     home = str(settings.MAILGRANT_HOME)
     if "mailgrant-test-" in home:
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def migrate() -> Iterator[Any]:
+    """`migrate(targets)` moves the test database to those migrations and returns the apps as
+    of them (for a data migration's test, with `transaction=True`); afterwards the database is
+    back at the latest migrations, whatever the test did, for the tests after it."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    def to(targets: list[tuple[str, str]]) -> Any:
+        executor = MigrationExecutor(connection)
+        executor.migrate(targets)
+        executor.loader.build_graph()
+        return executor.loader.project_state(targets).apps
+
+    yield to
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from mailgrant.common.fields import reveal
 
@@ -15,25 +13,17 @@ AFTER = [("oauth", "0010_proxy_password")]
 PROXY = "http://puser:Migr%40ted-canary@proxy.example.test:3128"
 
 
-def _migrate(target: list[tuple[str, str]]) -> object:
-    executor = MigrationExecutor(connection)
-    executor.migrate(target)
-    executor.loader.build_graph()
-    return executor.loader.project_state(target).apps
-
-
-def test_existing_proxy_passwords_are_sealed_and_restored() -> None:
-    apps = _migrate(BEFORE)
+def test_existing_proxy_passwords_are_sealed_and_restored(migrate) -> None:
+    apps = migrate(BEFORE)
     OAuthClient = apps.get_model("oauth", "OAuthClient")  # type: ignore[attr-defined]
     OAuthClient.objects.create(name="old", client_id="x", proxy=PROXY)
     OAuthClient.objects.create(name="plain", client_id="y", proxy="http://proxy.example.test:1")
-    apps = _migrate(AFTER)
+    apps = migrate(AFTER)
     OAuthClient = apps.get_model("oauth", "OAuthClient")  # type: ignore[attr-defined]
     old = OAuthClient.objects.get(name="old")
     assert old.proxy == "http://puser:***@proxy.example.test:3128"
     assert reveal(old.proxy_password) == "Migr%40ted-canary"
     assert not OAuthClient.objects.get(name="plain").proxy_password
-    apps = _migrate(BEFORE)
+    apps = migrate(BEFORE)
     OAuthClient = apps.get_model("oauth", "OAuthClient")  # type: ignore[attr-defined]
     assert OAuthClient.objects.get(name="old").proxy == PROXY
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -4,11 +4,7 @@ next sign-in sets it)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,14 +13,7 @@ AFTER = [("sso", "0005_sign_in_admission")]
 TENANT = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 
-def migrate(targets: list[tuple[str, str]]) -> Any:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-def test_existing_identities_get_their_clients_issuer() -> None:
+def test_existing_identities_get_their_clients_issuer(migrate) -> None:
     apps = migrate(BEFORE)
     OAuthClient = apps.get_model("oauth", "OAuthClient")
     SsoIdentity = apps.get_model("sso", "SsoIdentity")
@@ -52,4 +41,3 @@ def test_existing_identities_get_their_clients_issuer() -> None:
         "as": f"https://login.microsoftonline.com/{TENANT}/v2.0",
         "am": "",
     }
-    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())  # the tests after need it
