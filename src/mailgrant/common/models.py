@@ -1,7 +1,10 @@
 import functools
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+
+from mailgrant.common.health import HEALTH_CHOICES, Health, Reason
 
 
 class AuditEvent(models.Model):
@@ -49,3 +52,66 @@ def audit_insert_sql() -> str:
         f"INSERT INTO {meta.db_table} ({', '.join(columns)}) "  # noqa: S608
         f"VALUES ({', '.join(['%s'] * len(columns))})"
     )
+
+
+class HealthTracked(models.Model):
+    """An object with a health (common.health): grants, clients, mailboxes, directories. The
+    app's services move it through `health_failed` / `health_succeeded` / `health_set`, in the
+    same transaction as the outcome they record."""
+
+    health = models.CharField(
+        max_length=24, choices=HEALTH_CHOICES, default=Health.OK.value, db_index=True
+    )
+    health_reason = models.CharField(
+        max_length=64, blank=True, help_text="Stable code of why it is not ok (README)."
+    )
+    health_hint = models.TextField(blank=True, help_text="What fixes it, in plain words.")
+    health_since = models.DateTimeField(
+        null=True, blank=True, help_text="When the current health began."
+    )
+    consecutive_failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+    def health_set(
+        self, *, health: Health, reason: str = "", hint: str = "", now: datetime
+    ) -> list[str]:
+        """Move to `health` (with its reason and hint); the names of the fields that changed,
+        for `save(update_fields=...)`. `health_since` moves only when the health itself does."""
+        changed = []
+        if self.health != health:
+            self.health = health.value
+            self.health_since = now
+            changed += ["health", "health_since"]
+        elif self.health_since is None:
+            self.health_since = now
+            changed.append("health_since")
+        if self.health_reason != reason:
+            self.health_reason = reason
+            changed.append("health_reason")
+        if self.health_hint != hint:
+            self.health_hint = hint
+            changed.append("health_hint")
+        return changed
+
+    def health_failed(self, *, reason: Reason, hint: str = "", now: datetime) -> list[str]:
+        """One more failure for `reason` (`hint` overrides the reason's own, e.g. a provider's
+        more precise words)."""
+        self.consecutive_failures += 1
+        changed = self.health_set(
+            health=reason.health, reason=reason.code, hint=hint or reason.hint, now=now
+        )
+        return [*changed, "consecutive_failures"]
+
+    def health_succeeded(self, *, now: datetime, health: Health = Health.OK) -> list[str]:
+        """A success: ok again (or `health`, e.g. warning for a secret about to expire)."""
+        changed = self.health_set(health=health, now=now)
+        if self.consecutive_failures:
+            self.consecutive_failures = 0
+            changed.append("consecutive_failures")
+        return changed
+
+    @property
+    def health_state(self) -> Health:
+        return Health(self.health)

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "mailgrant.directory",
     "mailgrant.sso",
     "mailgrant.api",
+    "mailgrant.worker",
     "mailgrant.cli",
 ]
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from mailgrant.common.fields import SealedField
+from mailgrant.common.models import HealthTracked
 
 
 def default_attribute_map() -> dict[str, str]:
@@ -19,7 +20,7 @@ def default_attribute_map() -> dict[str, str]:
     }
 
 
-class LdapDirectory(models.Model):
+class LdapDirectory(HealthTracked):
     """A directory whose people are imported (read-only) as users and linked to SSO sign-ins."""
 
     class Security(models.TextChoices):
@@ -75,6 +76,10 @@ class LdapDirectory(models.Model):
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_sync_summary = models.CharField(max_length=500, blank=True)
     last_error = models.TextField(blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    next_sync_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the worker syncs next (sooner after a failure)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from mailgrant.common.fields import SealedField
+from mailgrant.common.models import HealthTracked
 from mailgrant.oauth.models import Grant, OAuthClient
 
 
@@ -16,7 +17,7 @@ def validate_post_fetch_action(value: str) -> None:
     raise ValidationError("Use keep, mark_seen, delete or move:<folder>.")
 
 
-class Mailbox(models.Model):
+class Mailbox(HealthTracked):
     """A mailbox mailgrant fetches from (IMAP, POP3) or sends through (SMTP)."""
 
     class Direction(models.TextChoices):
@@ -36,6 +37,10 @@ class Mailbox(models.Model):
     class AuthMethod(models.TextChoices):
         PASSWORD = "password", "Password"
         OAUTH2 = "oauth2", "OAuth2"
+
+    class Push(models.TextChoices):
+        POLL = "poll", "Poll on the interval"
+        IDLE = "idle", "IMAP IDLE (fetch as soon as mail arrives)"
 
     class Mechanism(models.TextChoices):
         XOAUTH2 = "xoauth2", "XOAUTH2"
@@ -94,11 +99,21 @@ class Mailbox(models.Model):
     )
     enabled = models.BooleanField(default=True)
     poll_interval = models.PositiveIntegerField(default=300, help_text="Seconds between fetches.")
+    push = models.CharField(
+        max_length=10,
+        choices=Push.choices,
+        default=Push.POLL,
+        help_text="IMAP only: IDLE keeps a connection open and fetches when mail arrives "
+        "(and still polls on the interval).",
+    )
 
     last_fetch_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The worker fetching it now, and until when its claim holds unless renewed (worker).
+    claimed_by = models.CharField(max_length=200, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

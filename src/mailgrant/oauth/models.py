@@ -5,11 +5,12 @@ from django.db import models
 from django.db.models import Q
 
 from mailgrant.common.fields import Sealed, SealedField, SealedJSONField, URLField
+from mailgrant.common.models import HealthTracked
 from mailgrant.oauth.protocol import TokenSet
 from mailgrant.providers import MAILBOX, PROVIDERS, USER
 
 
-class OAuthClient(models.Model):
+class OAuthClient(HealthTracked):
     """One application registered at a provider (the fields of its form, README). It knows
     nothing of who uses it: mailboxes point at it, sign-in settings (sso) extend it."""
 
@@ -66,6 +67,13 @@ class OAuthClient(models.Model):
         "wants another.",
     )
     userinfo_endpoint = URLField("Endpoint User Data", max_length=500, blank=True)
+    secret_expires_at = models.DateTimeField(
+        "Client secret expires",
+        null=True,
+        blank=True,
+        help_text="When the client secret expires at the provider (Azure shows it under "
+        "Certificates & secrets): a warning 30 days before, failing once it has passed.",
+    )
 
     # What OIDC discovery found (issuer, endpoints, jwks_uri): filled on save, not a form field.
     metadata = models.JSONField(default=dict, blank=True, editable=False)
@@ -88,7 +96,7 @@ class OAuthClient(models.Model):
         return self.status == self.Status.ENABLED
 
 
-class Grant(models.Model):
+class Grant(HealthTracked):
     """One account's authorization of a client, with its tokens (encrypted)."""
 
     class State(models.TextChoices):
@@ -113,6 +121,10 @@ class Grant(models.Model):
     last_error_at = models.DateTimeField(null=True, blank=True)
     # The refresh lease (services.tokens.grant_refresh): set while one caller refreshes.
     refreshing_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # When the worker refreshes the grant next (ahead of expiry, or to keep it alive).
+    next_refresh_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
+    # When a token was last handed out or used to log in (kept coarse: at most once a minute).
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
