@@ -42,7 +42,8 @@ SERVICES: tuple[Callable[[], BackgroundService], ...] = ()
 
 def _as_job(job: Callable[..., Any]) -> Job:
     """A job of the context contract as it is; one that takes nothing, called without it."""
-    if inspect.signature(job).parameters:
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind in positional for p in inspect.signature(job).parameters.values()):
         return job
 
     def adapted(ctx: JobContext) -> Any:
