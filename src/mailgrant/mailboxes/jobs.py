@@ -15,10 +15,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import DateTimeField, F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from mailgrant.common.audit import WORKER
@@ -49,6 +50,9 @@ class PollRound:
     lag_sum: float = 0.0
 
 
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def lease_seconds() -> int:
     return max(5, int(settings.MAILGRANT_WORKER_LEASE))
 
@@ -67,20 +71,25 @@ def mailboxes_due(*, now: datetime) -> Q:
 def mailboxes_poll_due(ctx: JobContext) -> PollRound:
     """Claim up to `ctx.slots()` due mailboxes, oldest due first, and submit each one's fetch."""
     now = ctx.now
+    # Never fetched (no next poll time) counts as due longest: first on every database
+    # (PostgreSQL sorts NULL last), so new mailboxes are not starved by a busy fleet.
+    due = Mailbox.objects.filter(mailboxes_due(now=now)).annotate(
+        due_at=Coalesce("next_poll_at", Value(NEVER, output_field=DateTimeField()))
+    )
     ids = claims_take(
-        Mailbox.objects.filter(mailboxes_due(now=now)),
+        due,
         worker=ctx.worker,
         now=now,
         until=now + timedelta(seconds=lease_seconds()),
         limit=ctx.slots(),
-        order_by="next_poll_at",
+        order_by="due_at",
     )
     if not ids:
         return PollRound()
     claimed = list(
         Mailbox.objects.filter(pk__in=ids)
         .select_related("oauth_client", "grant")
-        .order_by("next_poll_at")
+        .order_by(F("next_poll_at").asc(nulls_first=True))
     )
     lags = [
         max(0.0, (now - m.next_poll_at).total_seconds()) if m.next_poll_at else 0.0 for m in claimed

@@ -125,6 +125,8 @@ class WorkerRuntime:
             key = self._next_id
             self._running[key] = (label, time.monotonic())
             self._peak = max(self._peak, len(self._running))
+            if len(self._running) >= self.concurrency:
+                self._saturated = True  # work may be waiting: a round when a slot frees
         self._pool.submit(self._run_item, key, work, label)
 
     def _run_item(self, key: int, work: Callable[[], Any], label: str) -> None:
