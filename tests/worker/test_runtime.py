@@ -187,3 +187,45 @@ def test_the_admin_lists_the_workers_read_only(admin_client) -> None:
         runtime.stop()
         thread.join(timeout=30)
     assert "stopped" in admin_client.get("/admin/worker/worker/").content.decode()
+
+
+CANARY = "Canary-w0rker-Secret-7f3a"
+
+
+@pytest.mark.integration
+def test_no_secret_reaches_the_activity_the_admin_or_the_log(dovecot, admin_client, caplog):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    mailbox_save(
+        mailbox=Mailbox(
+            name="canary-box",
+            protocol="imap",
+            direction="incoming",
+            host="127.0.0.1",
+            port=closed,
+            security="none",
+            username="pat@example.test",
+            auth_method="password",
+        ),
+        password=CANARY,
+    )
+    from mailgrant.mailboxes.jobs import mailboxes_leases_renew, mailboxes_poll_due
+
+    runtime = WorkerRuntime(
+        jobs=[mailboxes_poll_due], renewals=[mailboxes_leases_renew], tick=3600, beat=0.1
+    )
+    thread = _running(runtime)
+    try:
+        _wait("the failed fetch", lambda: runtime.activity()["counts"].get("done"))
+        runtime.beat_once()
+    finally:
+        runtime.stop()
+        thread.join(timeout=30)
+    row = Worker.objects.get(name=runtime.name)
+    assert row.activity["jobs"]["mailboxes_poll_due"]["claimed"] == 1
+    page = admin_client.get("/admin/worker/worker/").content.decode()
+    assert CANARY not in str(row.activity) and CANARY not in page
+    assert CANARY not in caplog.text

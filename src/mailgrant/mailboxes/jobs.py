@@ -49,6 +49,9 @@ class PollRound:
     lag_max: float = 0.0
     lag_sum: float = 0.0
 
+    def __bool__(self) -> bool:
+        return self.claimed > 0
+
 
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -169,7 +169,10 @@ class WorkerRuntime:
         with self._lock:
             self._counts["rounds"] += 1
             for name, result in results.items():
-                self._last[name] = _summary(result)
+                # A round that found nothing to do keeps the job's last busy summary (how late
+                # its last polls were taken), which is what the activity is read for.
+                if result or isinstance(result, Exception) or name not in self._last:
+                    self._last[name] = _summary(result)
         close_old_connections()  # a connection the database dropped is not kept between rounds
         return results
 
