@@ -110,6 +110,33 @@ def test_the_pool_runs_at_most_its_concurrency_and_refills_as_slots_free() -> No
     assert row.concurrency == 3
 
 
+def test_work_ending_at_any_moment_never_stalls_the_rounds() -> None:
+    """Items end while a round is running, between its slots() and its submit: the rounds go
+    on until nothing is due, with no tick to fall back on."""
+    import random
+
+    wanted, submitted = 60, [0]
+
+    def job(ctx: JobContext) -> None:
+        take = min(ctx.slots(), wanted - submitted[0])
+        time.sleep(0.005)  # a claim takes a while: items end meanwhile
+        for _ in range(take):
+            submitted[0] += 1
+            ctx.submit(lambda: time.sleep(random.uniform(0, 0.01)), label="item")
+
+    runtime = WorkerRuntime(jobs=[job], concurrency=4, tick=3600)
+    thread = _running(runtime)
+    try:
+        _wait(
+            "every item done",
+            lambda: runtime.activity()["counts"].get("done") == wanted,
+            timeout=60,
+        )
+    finally:
+        runtime.stop()
+        thread.join(timeout=30)
+
+
 def test_a_wake_up_from_this_process_starts_a_round_at_once() -> None:
     rounds: list[float] = []
 

@@ -105,7 +105,10 @@ class WorkerRuntime:
         self._next_id = 0
         self._counts: Counter[str] = Counter()  # "done", "failed", "rounds"
         self._peak = 0
-        self._saturated = False
+        # The last round submitted work, so more may be due than it had room for: every
+        # item that ends asks for another round, until a round finds nothing to submit.
+        self._hungry = False
+        self._submitted = 0  # in the current round
         self._last: dict[str, Any] = {}  # each job's last round, for the activity
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="work")
         self._threads: list[threading.Thread] = []
@@ -114,10 +117,7 @@ class WorkerRuntime:
 
     def slots(self) -> int:
         with self._lock:
-            free = self.concurrency - len(self._running)
-            if free <= 0:
-                self._saturated = True  # a job wanted more: wake a round when a slot frees
-            return max(0, free)
+            return max(0, self.concurrency - len(self._running))
 
     def submit(self, work: Callable[[], Any], *, label: str) -> None:
         with self._lock:
@@ -125,8 +125,7 @@ class WorkerRuntime:
             key = self._next_id
             self._running[key] = (label, time.monotonic())
             self._peak = max(self._peak, len(self._running))
-            if len(self._running) >= self.concurrency:
-                self._saturated = True  # work may be waiting: a round when a slot frees
+            self._submitted += 1
         self._pool.submit(self._run_item, key, work, label)
 
     def _run_item(self, key: int, work: Callable[[], Any], label: str) -> None:
@@ -142,8 +141,7 @@ class WorkerRuntime:
             with self._lock:
                 self._running.pop(key, None)
                 self._counts[outcome] += 1
-                wake = self._saturated
-                self._saturated = False
+                wake = self._hungry
             if wake:
                 self.wake()
 
@@ -158,6 +156,8 @@ class WorkerRuntime:
 
     def run_round(self) -> dict[str, Any]:
         """Each job once, on its own: one that fails never stops the others."""
+        with self._lock:
+            self._submitted = 0
         ctx = _Context(runtime=self, now=timezone.now())
         results: dict[str, Any] = {}
         for job in self.jobs:
@@ -168,6 +168,11 @@ class WorkerRuntime:
                 results[job.__name__] = exc
         with self._lock:
             self._counts["rounds"] += 1
+            self._hungry = self._submitted > 0
+            again = self._hungry and len(self._running) < self.concurrency
+        if again:  # room left (or made while it ran): look again at once
+            self.wake()
+        with self._lock:
             for name, result in results.items():
                 # A round that found nothing to do keeps the job's last busy summary (how late
                 # its last polls were taken), which is what the activity is read for.
