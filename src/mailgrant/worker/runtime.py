@@ -200,7 +200,7 @@ class WorkerRuntime:
                 self.run_round()
                 self._wake.wait(self.tick)
                 # Wake-ups in a burst (fetches ending together) make one round, not many.
-                self._stop.wait(0.05)
+                self._stop.wait(0.01)
         finally:
             unsubscribe()
             self._shutdown()
