@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 
 from mailgrant.api import api
 from mailgrant.api.api import unknown_path
+from mailgrant.api.metrics import metrics_view
 from mailgrant.sso.urls import account_urlpatterns
 
 admin.site.site_header = "mailgrant"
@@ -17,6 +18,7 @@ urlpatterns = [
     path("oauth/", include("mailgrant.oauth.urls")),
     path("", include("mailgrant.sso.urls")),
     *account_urlpatterns,
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", api.urls()),
     re_path(r"^api/v1/(?P<rest>.*)$", unknown_path),
 ]
