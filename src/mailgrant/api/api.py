@@ -40,8 +40,8 @@ api = NinjaAPI(
     title="mailgrant",
     version="1",
     description="OAuth2 clients, grants, mailboxes and the token broker. Authenticate with "
-    "'Authorization: Bearer <API key>' (scopes: read, write, tokens, status; /metrics takes metrics) or an admin "
-    "session (with the rights of the user's Django permissions).",
+    "'Authorization: Bearer <API key>' (scopes: read, write, tokens, status; /metrics takes "
+    "metrics) or an admin session (with the rights of the user's Django permissions).",
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
