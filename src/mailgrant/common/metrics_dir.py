@@ -1,11 +1,12 @@
 """Where prometheus-client's multiprocess mode keeps each process's counters: a private folder
 of MAILGRANT_HOME, named in PROMETHEUS_MULTIPROC_DIR before prometheus_client is first
-imported (it reads the variable at import). The `mailgrant` command and the WSGI/ASGI entry
-points call `metrics_dir_prepare()` first, so every serving process, worker and command counts
-into the same folder and `/metrics` sums them.
+imported (it reads the variable at import). The WSGI/ASGI entry points and the `mailgrant`
+commands that serve or work in the background (cli.COUNTED) call `metrics_dir_prepare()`
+first, so every serving process and worker counts into the same folder and `/metrics` sums
+them.
 
 Each process writes its own files (`counter_<pid>.db`, `histogram_<pid>.db`); those of
-processes that are gone are removed when a process starts, so the folder holds the live
+processes that are gone are removed when such a process starts, so the folder holds the live
 processes' and the recently ended ones', never an ever-growing pile. A counter that goes down
 when an ended process's files go is a reset to Prometheus (`rate()` handles it). No gauge is
 kept in these files (the gauges are read from the database at scrape time), so nothing needs
