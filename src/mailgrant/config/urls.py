@@ -11,6 +11,7 @@ admin.site.site_header = "mailgrant"
 admin.site.site_title = "mailgrant"
 admin.site.index_title = "OAuth2 clients for mailboxes and sign-in"
 admin.site.login_template = "sso/admin_login.html"  # the sign-in buttons above the form
+admin.site.index_template = "worker/admin_index.html"  # the health dashboard above the apps
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
