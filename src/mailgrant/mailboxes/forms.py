@@ -9,7 +9,6 @@ from mailgrant.mailboxes.services.mailboxes import (
     mailbox_defaults,
 )
 
-
 # field -> the choices it applies to, as "select=value|value" terms all of which must hold
 # (direction is the effective one: empty means from the protocol, SMTP sending).
 APPLIES = {
