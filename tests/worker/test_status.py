@@ -142,3 +142,43 @@ def test_poll_lag_is_the_oldest_due_enabled_incoming_mailbox() -> None:
     )
 
     assert poll_lag_seconds(now=now) == pytest.approx(90)
+
+
+# --- the admin index's dashboard, as far as the user may see --------------------------------
+
+
+def test_the_dashboard_shows_only_the_kinds_the_user_may_view(
+    client: Any, django_user_model: Any, make_client: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    world.beating_worker()
+    world.failing(world.mailbox(name="support"), message="refused")
+    world.warning(make_client(name="Google"))
+    staff = django_user_model.objects.create_user("desk", "desk@example.test", "pw", is_staff=True)
+    client.force_login(staff)
+
+    assert b"mailgrant-health" not in client.get("/admin/").content  # no view permission
+
+    staff.user_permissions.set([Permission.objects.get(codename="view_mailbox")])
+    page = client.get("/admin/").content.decode()
+    assert 'id="mailgrant-health"' in page
+    assert 'data-kind="mailbox"' in page and "support" in page
+    assert "Google" not in page and 'data-kind="client"' not in page
+    assert "Test connection" in page
+
+
+def test_the_dashboard_reads_in_a_few_queries(
+    admin_client: Any, make_client: Any, make_grant: Any, django_assert_max_num_queries: Any
+) -> None:
+    world.beating_worker()
+    client = make_client(name="Microsoft 365")
+    for n in range(40):
+        world.failing(world.mailbox(name=f"box-{n}", client=client))
+        world.needing_reauthorization(make_grant(client, account=f"user{n}@example.test"))
+    admin_client.get("/admin/")  # the session and the permissions cached
+
+    with django_assert_max_num_queries(25):
+        page = admin_client.get("/admin/").content.decode()
+
+    assert page.count('class="mailgrant-problem"') == 80

@@ -61,11 +61,15 @@ def failing(obj: Any, code: str = "connect.refused", *, message: str = "", times
     return obj
 
 
-def needing_reauthorization(grant: Grant, *, message: str = "invalid_grant") -> Grant:
+def needing_reauthorization(
+    grant: Grant, *, message: str = "invalid_grant", default: bool = False
+) -> Grant:
+    """`grant` refused at its last refresh (not its client's default one unless `default`, so
+    that more grants of the client can be made beside it)."""
     now = timezone.now()
     changed = grant.health_failed(reason=REFUSED, now=now)
     grant.last_error = message
-    grant.is_default = False  # a client's grants beside its default one
+    grant.is_default = default
     grant.save(update_fields=[*changed, "last_error", "is_default"])
     return grant
 

@@ -61,7 +61,9 @@ class MailboxForm(forms.ModelForm):
         # server checks the same rules whatever is shown (mailbox_check).
         for name, applies in APPLIES.items():
             if name in self.fields:
-                self.fields[name].widget.attrs["data-applies"] = applies
+                widget = self.fields[name].widget
+                # The admin wraps a foreign key's select (its + and pencil): mark the select.
+                getattr(widget, "widget", widget).attrs["data-applies"] = applies
 
     def clean(self) -> dict[str, Any]:
         """The defaults the service fills (direction, port), filled the same way here so the
