@@ -3,7 +3,11 @@ and the overall state (the worst, or a warning when no worker beats)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import pkgutil
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,3 +186,44 @@ def test_the_dashboard_reads_in_a_few_queries(
         page = admin_client.get("/admin/").content.decode()
 
     assert page.count('class="mailgrant-problem"') == 80
+
+
+# --- the README's table of reason codes ------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+BEGIN, END = "<!-- reasons: generated, tests/worker/test_status.py -->", "<!-- /reasons -->"
+
+
+def _registered() -> dict[str, Any]:
+    """Every reason registered at import: each app's `health` module (and worker.status)."""
+    import mailgrant
+
+    for module in pkgutil.iter_modules(mailgrant.__path__):
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(f"mailgrant.{module.name}.health")
+    importlib.import_module("mailgrant.worker.status")
+    from mailgrant.common.health import REASONS
+
+    return dict(REASONS)
+
+
+def reasons_table() -> str:
+    rows = ["| code | health | retried alone | what fixes it |", "|---|---|---|---|"]
+    for code, reason in sorted(_registered().items()):
+        hint = reason.hint.replace("|", "\\|")
+        rows.append(
+            f"| `{code}` | {reason.health.value} | {'yes' if reason.transient else 'no'} | {hint} |"
+        )
+    return "\n".join(rows)
+
+
+def test_the_readme_lists_every_reason_code_as_registered() -> None:
+    text = README.read_text("utf-8")
+    assert BEGIN in text and END in text
+    listed = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    expected = reasons_table()
+    assert listed == expected, (
+        "README.md's reason table is not the registered reasons: rewrite it with "
+        "`.venv/bin/python -m tests.worker.readme_reasons`, or put this between the markers:"
+        f"\n\n{expected}\n"
+    )
