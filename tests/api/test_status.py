@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from mailgrant.api.services import apikey_create
 from tests.api_client import Api
 from tests.worker import world
 
@@ -87,3 +88,58 @@ def test_each_route_answers_its_objects_health(api: Any, troubled: dict[str, Any
         "alice@example.test": "ok",
         "bob@example.test": "needs_reauthorization",
     }
+
+
+CLIENT_SECRET = "canary-status-client-secret-3e7a"
+ACCESS_TOKEN = "canary-status-access-token-b41d"
+REFRESH_TOKEN = "canary-status-refresh-token-92c0"
+MAILBOX_PASSWORD = "canary-status-mailbox-password-5f18"
+CANARIES = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, MAILBOX_PASSWORD)
+
+
+def test_no_secret_on_the_status_surfaces(
+    api_as: Any, admin_client: Any, make_client: Any, make_grant: Any
+) -> None:
+    from django.test import Client
+
+    from mailgrant.mailboxes.models import Mailbox
+    from mailgrant.mailboxes.services.mailboxes import mailbox_save
+
+    world.beating_worker()
+    client = make_client(name="Microsoft 365", client_secret=CLIENT_SECRET)
+    world.needing_reauthorization(
+        make_grant(client, access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN)
+    )
+    world.warning(client)
+    box = mailbox_save(
+        mailbox=Mailbox(
+            name="support",
+            protocol="imap",
+            host="127.0.0.1",
+            port=1,
+            security="none",
+            username="pat@example.test",
+            auth_method="password",
+        ),
+        password=MAILBOX_PASSWORD,
+    )
+    world.failing(box, message="[Errno 111] Connection refused")
+    status_key = api_as("status")
+    _, metrics_key = apikey_create(name="prometheus", scopes=["metrics"])
+
+    surfaces = {
+        "status": status_key.get("/status").content,
+        "grants": api_as("read").get("/grants").content,
+        "mailboxes": api_as("read").get("/mailboxes").content,
+        "clients": api_as("read").get("/oauth-clients").content,
+        "metrics": Client()
+        .get("/metrics", headers={"Authorization": f"Bearer {metrics_key}"})
+        .content,
+        "dashboard": admin_client.get("/admin/").content,
+        "mailbox page": admin_client.get(f"/admin/mailboxes/mailbox/{box.pk}/change/").content,
+    }
+
+    for name, content in surfaces.items():
+        assert b"support" in content or name in ("grants", "clients", "metrics"), name
+        for canary in CANARIES:
+            assert canary.encode() not in content, (name, canary)

@@ -4,11 +4,15 @@ re-authorization, 3 unknown), from real objects in each health, as a table and a
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 import pytest
 
+from tests.cli.conftest import MAILGRANT
 from tests.worker import world
+
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_all_ok_exits_zero(mailgrant: Any, make_client: Any, make_grant: Any) -> None:
@@ -85,10 +89,6 @@ def test_switched_off_objects_do_not_make_it_fail(mailgrant: Any) -> None:
 def test_an_unreadable_status_exits_three(mailgrant: Any, tmp_path: Any) -> None:
     env = dict(mailgrant.env)
     env["MAILGRANT_DATABASE_URL"] = "postgres://nobody@127.0.0.1:1/none"
-    import subprocess
-
-    from tests.cli.conftest import MAILGRANT
-
     result = subprocess.run(
         [MAILGRANT, "status"], env=env, capture_output=True, text=True, timeout=120
     )
@@ -98,4 +98,13 @@ def test_an_unreadable_status_exits_three(mailgrant: Any, tmp_path: Any) -> None
     assert "Traceback" not in result.stderr
 
 
-pytestmark = pytest.mark.django_db(transaction=True)
+def test_no_secret_in_the_output(mailgrant: Any, make_client: Any, make_grant: Any) -> None:
+    canaries = ("canary-cli-status-secret-61af", "canary-cli-status-refresh-0d3e")
+    client = make_client(name="Microsoft 365", client_secret=canaries[0])
+    world.needing_reauthorization(make_grant(client, refresh_token=canaries[1]))
+
+    for args in (("status",), ("status", "--json")):
+        result = mailgrant(*args)
+        assert result.returncode == 2
+        for canary in canaries:
+            assert canary not in result.stdout + result.stderr
