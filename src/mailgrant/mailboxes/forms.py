@@ -63,7 +63,8 @@ class MailboxForm(forms.ModelForm):
             if name in self.fields:
                 widget = self.fields[name].widget
                 # The admin wraps a foreign key's select (its + and pencil): mark the select.
-                getattr(widget, "widget", widget).attrs["data-applies"] = applies
+                inner: forms.Widget = getattr(widget, "widget", None) or widget
+                inner.attrs["data-applies"] = applies
 
     def clean(self) -> dict[str, Any]:
         """The defaults the service fills (direction, port), filled the same way here so the
