@@ -87,12 +87,12 @@ def test_the_dashboard_shows_what_is_wrong_and_its_fix_works(
     mailbox_counts = page.locator("#mailgrant-health-counts tr[data-kind=mailbox] td")
     assert mailbox_counts.all_text_contents() == ["1", "0", "1", "0", "0"]
 
-    rows = page.locator("#mailgrant-health-problems tr.mailgrant-problem")
+    rows = page.locator("#mailgrant-health-problems .mailgrant-problem")
     assert rows.count() == 2
-    grant_row = page.locator(f"tr.mailgrant-problem[data-kind=grant][data-id='{grant.pk}']")
+    grant_row = page.locator(f".mailgrant-problem[data-kind=grant][data-id='{grant.pk}']")
     assert "The provider refused the refresh token" in grant_row.text_content()
     assert "invalid_grant: grant request is invalid" in grant_row.text_content()
-    mailbox_row = page.locator(f"tr.mailgrant-problem[data-kind=mailbox][data-id='{box.pk}']")
+    mailbox_row = page.locator(f".mailgrant-problem[data-kind=mailbox][data-id='{box.pk}']")
     assert "connect.refused" in mailbox_row.text_content()
     assert "check the host and port" in mailbox_row.text_content()
     assert "3 failures in a row" in mailbox_row.text_content()

@@ -31,7 +31,7 @@ NONE_ALIVE = Reason(
     "worker.none_alive",
     Health.WARNING,
     "No worker has beaten within its lease: nothing refreshes grants or polls mailboxes. "
-    "Start `mailgrant serve` (it runs one worker) or `mailgrant worker`, and check its log.",
+    "Start mailgrant serve (it runs one worker) or mailgrant worker, and check its log.",
 )
 reason_register(NONE_ALIVE)
 

@@ -24,6 +24,12 @@ VIEW = {
     "mailbox": "mailboxes.view_mailbox",
     "directory": "directory.view_ldapdirectory",
 }
+PLURAL = {
+    "grant": "Grants",
+    "client": "Clients",
+    "mailbox": "Mailboxes",
+    "directory": "Directories",
+}
 CHANGE_PAGE = {
     "grant": "admin:oauth_grant_change",
     "client": "admin:oauth_oauthclient_change",
@@ -69,8 +75,8 @@ def health_dashboard(context: Any) -> dict[str, Any]:
         rows.append(Row(problem=problem, edit_url=edit, action=action))
     return {
         "status": status,
-        "healths": [h.value for h in Health],
-        "counts": [(k, [status.counts[k][h.value] for h in Health]) for k in kinds],
+        "healths": [h.label for h in Health],
+        "counts": [(k, PLURAL[k], [status.counts[k][h.value] for h in Health]) for k in kinds],
         "rows": rows,
         "visible": bool(kinds),
     }
