@@ -49,9 +49,11 @@ class Command(BaseCommand):
         if status.hint:
             out(f"  {status.hint}")
         out("")
-        out(f"{'':10}" + "".join(f"{h:>22}" for h in _HEALTHS))
+        widths = [max(len(h), 5) + 2 for h in _HEALTHS]
+        out(f"{'':10}" + "".join(f"{h:>{w}}" for h, w in zip(_HEALTHS, widths, strict=True)))
         for kind in KINDS:
-            out(f"{kind:10}" + "".join(f"{status.counts[kind][h]:>22}" for h in _HEALTHS))
+            numbers = [status.counts[kind][h] for h in _HEALTHS]
+            out(f"{kind:10}" + "".join(f"{n:>{w}}" for n, w in zip(numbers, widths, strict=True)))
         if status.problems:
             out("")
             out("Not ok:")
