@@ -11,7 +11,7 @@ it as it always has. The checks are the route's: the key, its scope, the client'
 grant's state and the token's remaining life.
 
 Both ways are counted for /metrics (requests by outcome, latency): two increments of
-prometheus-client's values, a few microseconds beside the answer's own cost.
+prometheus-client's values, cheap beside the answer's own cost.
 """
 
 from __future__ import annotations
