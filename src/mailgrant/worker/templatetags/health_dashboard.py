@@ -30,6 +30,15 @@ PLURAL = {
     "mailbox": "Mailboxes",
     "directory": "Directories",
 }
+# What the action's view checks: Validate is a change of the client, the mailbox's Test and
+# Authorize a change of the mailbox.
+MAY_ACT = {"grant": "oauth.change_oauthclient", "mailbox": "mailboxes.change_mailbox"}
+MAY_CHANGE = {
+    "grant": "oauth.change_grant",
+    "client": "oauth.change_oauthclient",
+    "mailbox": "mailboxes.change_mailbox",
+    "directory": "directory.change_ldapdirectory",
+}
 CHANGE_PAGE = {
     "grant": "admin:oauth_grant_change",
     "client": "admin:oauth_oauthclient_change",
@@ -58,6 +67,8 @@ def health_dashboard(context: Any) -> dict[str, Any]:
     request = context.get("request")
     user = getattr(request, "user", None)
     kinds = [k for k in KINDS if user is not None and user.has_perm(VIEW[k])]
+    if user is None or not kinds:
+        return {"visible": False}
     status = status_overview()
     problems = [p for p in status.problems if p.kind in kinds]
     grants = _grants([p.id for p in problems if p.kind == "grant"])
@@ -66,6 +77,10 @@ def health_dashboard(context: Any) -> dict[str, Any]:
     for problem in problems:
         edit = reverse(CHANGE_PAGE[problem.kind], args=[problem.id])
         action = _action(problem, edit, grants, mailboxes)
+        if action.post and not user.has_perm(MAY_ACT[problem.kind]):
+            action = Action("Edit", edit)
+        if not action.post and not user.has_perm(MAY_CHANGE[problem.kind]):
+            action = Action("View", edit)  # the change page, read-only for this user
         if action.post and action.label == "Re-authorize":
             client = (grants.get(problem.id) if problem.kind == "grant" else None) or getattr(
                 mailboxes.get(problem.id), "oauth_client", None
@@ -78,7 +93,7 @@ def health_dashboard(context: Any) -> dict[str, Any]:
         "healths": [h.label for h in Health],
         "counts": [(k, PLURAL[k], [status.counts[k][h.value] for h in Health]) for k in kinds],
         "rows": rows,
-        "visible": bool(kinds),
+        "visible": True,
     }
 
 
