@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 export MAILGRANT_LISTEN ?= 127.0.0.1:8000
 
-.PHONY: run test check bench install peers clean
+.PHONY: run test check bench demo install peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,12 @@ peers:
 test: $(DEV_STAMP) peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The whole product with the test peers (oidc-provider, Dovecot) under ./var/demo: demo/run.py.
+demo: $(DEV_STAMP) peers
+	$(BIN)/python -m demo.run
+
 check: $(DEV_STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench demo
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -155,7 +155,9 @@ def seeded(
     }
 
 
-@pytest.fixture(params=[("read", "write", "tokens"), ("read",)], ids=["all-scopes", "read-only"])
+@pytest.fixture(
+    params=[("read", "write", "tokens", "status"), ("read",)], ids=["all-scopes", "read-only"]
+)
 def key_scopes(request: pytest.FixtureRequest) -> tuple[str, ...]:
     return request.param  # type: ignore[no-any-return]
 

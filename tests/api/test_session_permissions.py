@@ -14,6 +14,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from mailgrant.api.routers import grants as grant_routes
+from mailgrant.api.routers import status as status_routes
 from mailgrant.common.models import AuditEvent
 from mailgrant.oauth.models import Grant
 
@@ -51,6 +52,8 @@ NEEDS = {
     ("POST", "/mailboxes/{mailbox_id}/send"): "mailboxes.send_message",
     ("GET", "/messages/{message_id}/raw"): "mailboxes.view_message",
 }
+# Operations that need several permissions, each of them.
+NEEDS_EACH = {("GET", "/status"): status_routes.VIEW_ALL}
 PUBLIC = {("GET", "/health")}
 NO_SUCH_ID = "987654321"  # the calls that get through find nothing: no peer is reached
 
@@ -88,9 +91,23 @@ def staff() -> Any:
 
 
 def test_every_operation_is_mapped_to_a_permission_that_exists() -> None:
-    assert set(operations()) == set(NEEDS) | PUBLIC
-    for name in set(NEEDS.values()):
+    assert set(operations()) == set(NEEDS) | set(NEEDS_EACH) | PUBLIC
+    for name in {*NEEDS.values(), *(n for names in NEEDS_EACH.values() for n in names)}:
         assert permission(name)  # declared (custom ones in their model's Meta)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(NEEDS_EACH))
+def test_an_operation_needing_several_permissions_needs_each(
+    staff: Any, method: str, path: str
+) -> None:
+    needed = NEEDS_EACH[(method, path)]
+    for missing in needed:
+        staff.user_permissions.set([permission(n) for n in needed if n != missing])
+        response = call(session_of(staff), method, path)
+        assert response.status_code == 403, (missing, response.content)
+        assert repr(missing) in response.json()["message"]
+    staff.user_permissions.set([permission(n) for n in needed])
+    assert call(session_of(staff), method, path).status_code == 200
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(NEEDS))
@@ -123,7 +140,7 @@ def test_exactly_the_permission_lets_a_staff_user_through(
 def test_a_superuser_may_call_every_operation() -> None:
     admin = User.objects.create_superuser("root", "root@example.test", "pw")
     browser = session_of(admin)
-    for method, path in NEEDS:
+    for method, path in [*NEEDS, *NEEDS_EACH]:
         response = call(browser, method, path)
         assert response.status_code in (200, 400, 404), (method, path, response.content)
 

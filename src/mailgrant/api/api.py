@@ -11,7 +11,15 @@ from ninja.parser import Parser
 
 from mailgrant.api import errors
 from mailgrant.api.broker import with_fast_path
-from mailgrant.api.routers import authorizations, clients, grants, health, mailboxes, messages
+from mailgrant.api.routers import (
+    authorizations,
+    clients,
+    grants,
+    health,
+    mailboxes,
+    messages,
+    status,
+)
 
 
 class RepeatsKeptParser(Parser):
@@ -32,8 +40,8 @@ api = NinjaAPI(
     title="mailgrant",
     version="1",
     description="OAuth2 clients, grants, mailboxes and the token broker. Authenticate with "
-    "'Authorization: Bearer <API key>' (scopes: read, write, tokens) or an admin "
-    "session (with the rights of the user's Django permissions).",
+    "'Authorization: Bearer <API key>' (scopes: read, write, tokens, status; /metrics takes "
+    "metrics) or an admin session (with the rights of the user's Django permissions).",
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
@@ -41,6 +49,7 @@ api = NinjaAPI(
 )
 errors.install(api)
 api.add_router("/health", health.router)
+api.add_router("/status", status.router)
 api.add_router("/oauth-clients", clients.router)
 api.add_router("/authorizations", authorizations.router)
 api.add_router("/grants", grants.router)

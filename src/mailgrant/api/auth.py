@@ -54,24 +54,26 @@ class KeyAuth(HttpBearer):
 
 
 class StaffSession(SessionAuthIsStaff):
-    def __init__(self, scope: str, perm: str) -> None:
+    def __init__(self, scope: str, perm: str | tuple[str, ...]) -> None:
         super().__init__()
-        self.scope, self.perm = scope, perm
+        self.scope = scope
+        self.perms = (perm,) if isinstance(perm, str) else perm
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
         user = super().authenticate(request, key)
         if user is None:
             return None
-        if not user.has_perm(self.perm):
-            raise Forbidden(f"Your account lacks the permission {self.perm!r}.")
+        for perm in self.perms:
+            if not user.has_perm(perm):
+                raise Forbidden(f"Your account lacks the permission {perm!r}.")
         principal = Principal(actor=Actor.of(user), scopes=frozenset({self.scope}))
         request.principal = principal  # type: ignore[attr-defined]
         return principal
 
 
-def scope(name: str, *, perm: str) -> list[Any]:
+def scope(name: str, *, perm: str | tuple[str, ...]) -> list[Any]:
     """A route's authentication: a key with the scope `name`, or an admin session holding the
-    Django permission `perm` ("app_label.codename")."""
+    Django permission `perm` ("app_label.codename"; a tuple: each of them)."""
     if name not in ApiKey.Scope.values:
         raise ValueError(f"Unknown API scope {name!r}.")
     return [KeyAuth(name), StaffSession(name, perm)]

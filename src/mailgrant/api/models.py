@@ -10,6 +10,8 @@ class ApiKey(models.Model):
         READ = "read", "Read"
         WRITE = "write", "Write"
         TOKENS = "tokens", "Access tokens (broker)"
+        STATUS = "status", "Status overview (GET /api/v1/status)"
+        METRICS = "metrics", "Prometheus metrics (GET /metrics)"
 
     name = models.CharField(max_length=200, unique=True)
     prefix = models.CharField(

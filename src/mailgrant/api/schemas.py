@@ -76,7 +76,36 @@ class Problem(Schema):
     details: dict[str, Any] | None = None
 
 
-class GrantOut(Schema):
+class HealthFieldsOut(Schema):
+    """An object's health (README, "Health and reasons"), in its own routes' answers."""
+
+    health: Literal["ok", "warning", "failing", "needs_reauthorization", "disabled"]
+    health_reason: str = Field(description="stable code of why it is not ok; empty when ok")
+    health_hint: str = Field(description="what fixes it, in plain words")
+    health_since: datetime | None
+    consecutive_failures: int
+    next_attempt_at: datetime | None = Field(
+        None, description="when the worker tries next (refresh, poll or sync)"
+    )
+
+
+def health_fields(obj: Any, *, next_attempt_at: datetime | None = None) -> dict[str, Any]:
+    """HealthFieldsOut's values of a model object (for the routes that answer dicts)."""
+    return {
+        "health": obj.health,
+        "health_reason": obj.health_reason,
+        "health_hint": obj.health_hint,
+        "health_since": obj.health_since,
+        "consecutive_failures": obj.consecutive_failures,
+        "next_attempt_at": next_attempt_at,
+    }
+
+
+def _attribute(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+class GrantOut(HealthFieldsOut):
     id: int
     client_id: int
     account: str
@@ -87,6 +116,10 @@ class GrantOut(Schema):
     authorized_at: datetime | None
     last_refresh_at: datetime | None
     last_error: str
+
+    @staticmethod
+    def resolve_next_attempt_at(obj: Any) -> Any:
+        return _attribute(obj, "next_refresh_at")
 
 
 class OAuthClientBase(Input):
@@ -131,7 +164,7 @@ class OAuthClientPatch(OAuthClientBase):
     name: str | None = Field(None, min_length=1, max_length=200)
 
 
-class OAuthClientOut(Schema):
+class OAuthClientOut(HealthFieldsOut):
     id: int
     name: str
     provider: str
@@ -195,6 +228,42 @@ class HealthOut(Schema):
     status: Literal["ok"]
 
 
+class HealthViewOut(Schema):
+    kind: Literal["grant", "client", "mailbox", "directory"]
+    id: int
+    name: str
+    health: Literal["ok", "warning", "failing", "needs_reauthorization", "disabled"]
+    reason: str
+    hint: str
+    message: str = Field(description="the last error's words, as the peer gave them")
+    since: datetime | None
+    consecutive_failures: int
+    last_success_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+class WorkerOut(Schema):
+    name: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    beat_at: datetime
+    beat_age_seconds: float
+    concurrency: int
+
+
+class StatusOut(Schema):
+    health: Literal["ok", "warning", "failing", "needs_reauthorization"]
+    reason: str = Field(description="`worker.none_alive` when no worker beats, else empty")
+    hint: str
+    checked_at: datetime
+    counts: dict[str, dict[str, int]] = Field(
+        description="kind (grant, client, mailbox, directory) -> health -> number"
+    )
+    problems: list[HealthViewOut] = Field(description="every object not ok, worst first")
+    workers: list[WorkerOut] = Field(description="the workers alive")
+
+
 class TokenRequest(Input):
     min_valid_seconds: int = Field(0, ge=0, le=86400)
 
@@ -235,7 +304,7 @@ class MailboxPatch(MailboxBase):
     name: str | None = Field(None, min_length=1, max_length=200)
 
 
-class MailboxOut(Schema):
+class MailboxOut(HealthFieldsOut):
     id: int
     name: str
     direction: str

@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.html import format_html
 
-from mailgrant.common.models import AuditEvent
+from mailgrant.common.models import AuditEvent, HealthTracked
 
 
 @admin.register(AuditEvent)
@@ -21,3 +22,14 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+def health_badge(obj: HealthTracked) -> str:
+    """A health for a list column: its label, coloured by admin.css, the hint on hover."""
+    health = obj.health_state
+    return format_html(
+        '<span class="mailgrant-health-badge {}" title="{}">{}</span>',
+        health.value,
+        obj.health_hint or obj.health_reason,
+        health.label,
+    )

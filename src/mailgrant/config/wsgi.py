@@ -7,6 +7,10 @@ from django.core.wsgi import get_wsgi_application
 # what this process creates is its user's alone.
 os.umask(0o077)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailgrant.config.settings")
+# Before prometheus_client is imported: every serving process counts into the same folder.
+from mailgrant.common.metrics_dir import metrics_dir_prepare  # noqa: E402
+
+metrics_dir_prepare()
 application = get_wsgi_application()
 
 # A serving process: the token broker's audit rows spooled to a file and moved into the table

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from mailgrant.common.admin import health_badge
 from mailgrant.common.audit import Actor
 from mailgrant.directory.forms import LdapDirectoryForm
 from mailgrant.directory.models import DirectoryAccount, LdapDirectory
@@ -34,6 +35,7 @@ class LdapDirectoryAdmin(admin.ModelAdmin):
         "name",
         "server_uri",
         "status",
+        "health_column",
         "last_sync_at",
         "last_sync_summary",
         "error",
@@ -71,6 +73,10 @@ class LdapDirectoryAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LdapDirectory]:
         return super().get_queryset(request).annotate(account_count=Count("accounts"))
+
+    @admin.display(description="Health", ordering="health")
+    def health_column(self, directory: LdapDirectory) -> str:
+        return health_badge(directory)
 
     @admin.display(description="Error")
     def error(self, directory: LdapDirectory) -> str:

@@ -6,8 +6,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
+from mailgrant.common.admin import health_badge
 from mailgrant.common.audit import Actor
 from mailgrant.common.csp import allow_form_target
 from mailgrant.common.errors import ServiceError
@@ -27,6 +27,7 @@ from mailgrant.oauth.session import remember_binding
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
     class Media:
+        js = ["mailgrant/mailbox.js"]  # only the fields that apply to the chosen settings
         css = {"all": ["mailgrant/admin.css"]}  # no inline style: the CSP allows none
 
     form = MailboxForm
@@ -39,7 +40,7 @@ class MailboxAdmin(admin.ModelAdmin):
         "oauth_client",
         "enabled",
         "last_fetch_at",
-        "status",
+        "health_column",
         "stored",
     ]
     list_filter = ["direction", "protocol", "auth_method", "enabled"]
@@ -62,7 +63,13 @@ class MailboxAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Fetching", {"fields": ["folder", "post_fetch_action", "poll_interval"]}),
+        (
+            "Fetching",
+            {
+                "fields": ["folder", "post_fetch_action", "poll_interval", "push"],
+                "classes": ["mailgrant-incoming"],
+            },
+        ),
         ("Status", {"fields": ["last_fetch_at", "last_success_at", "last_error"]}),
     ]
 
@@ -74,15 +81,9 @@ class MailboxAdmin(admin.ModelAdmin):
             .annotate(message_count=Count("messages"))
         )
 
-    @admin.display(description="Status")
-    def status(self, mailbox: Mailbox) -> str:
-        if mailbox.last_error:
-            return format_html(
-                '<span title="{}" style="color:var(--error-fg)">{}</span>',
-                mailbox.last_error,
-                mailbox.last_error[:60],
-            )
-        return "OK" if mailbox.last_success_at else "-"
+    @admin.display(description="Health", ordering="health")
+    def health_column(self, mailbox: Mailbox) -> str:
+        return health_badge(mailbox)
 
     @admin.display(description="Stored", ordering="message_count")
     def stored(self, mailbox: Mailbox) -> int:

@@ -9,6 +9,20 @@ from mailgrant.mailboxes.services.mailboxes import (
     mailbox_defaults,
 )
 
+# field -> the choices it applies to, as "select=value|value" terms all of which must hold
+# (direction is the effective one: empty means from the protocol, SMTP sending).
+APPLIES = {
+    "password": "auth_method=password",
+    "oauth_client": "auth_method=oauth2",
+    "grant": "auth_method=oauth2",
+    "sasl_mechanism": "auth_method=oauth2",
+    "smtp_username": "direction=outgoing protocol=smtp",
+    "folder": "direction=incoming",
+    "post_fetch_action": "direction=incoming",
+    "poll_interval": "direction=incoming",
+    "push": "direction=incoming protocol=imap",
+}
+
 
 class MailboxForm(forms.ModelForm):
     # Write-only, like the client secret: never rendered back.
@@ -23,7 +37,12 @@ class MailboxForm(forms.ModelForm):
 
     class Meta:
         model = Mailbox
-        fields = [*MAILBOX_FIELDS[:8], "password", *MAILBOX_FIELDS[8:]]
+        fields = [
+            *MAILBOX_FIELDS[:8],
+            "password",
+            *MAILBOX_FIELDS[8:],
+            *(["push"] if "push" not in MAILBOX_FIELDS else []),
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -36,6 +55,16 @@ class MailboxForm(forms.ModelForm):
         direction.choices = [("", "From the protocol"), *Mailbox.Direction.choices]  # type: ignore[attr-defined]
         if not self.instance.pk:
             self.initial.setdefault("direction", "")
+        if "push" in self.fields:  # left out (a form of before push, a hidden row): polling
+            self.fields["push"].required = False
+        # Which fields apply to which choice, for mailgrant/mailbox.js to show only those; the
+        # server checks the same rules whatever is shown (mailbox_check).
+        for name, applies in APPLIES.items():
+            if name in self.fields:
+                widget = self.fields[name].widget
+                # The admin wraps a foreign key's select (its + and pencil): mark the select.
+                inner: forms.Widget = getattr(widget, "widget", None) or widget
+                inner.attrs["data-applies"] = applies
 
     def clean(self) -> dict[str, Any]:
         """The defaults the service fills (direction, port), filled the same way here so the
@@ -49,6 +78,8 @@ class MailboxForm(forms.ModelForm):
         )
         mailbox_defaults(mailbox=probe)
         data["direction"], data["port"] = probe.direction, probe.port
+        if "push" in self.fields and not data.get("push"):
+            data["push"] = Mailbox.Push.POLL
         return data
 
     def _post_clean(self) -> None:

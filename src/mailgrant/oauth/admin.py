@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from mailgrant.common.admin import health_badge
 from mailgrant.common.audit import Actor
 from mailgrant.common.csp import allow_form_target
 from mailgrant.common.errors import ServiceError
@@ -55,7 +56,15 @@ class OAuthClientAdmin(admin.ModelAdmin):
     form = OAuthClientForm
     # The form's client_secret is write-only input for the service, never copied onto the model.
     exclude = ["client_secret"]
-    list_display = ["name", "provider", "type", "status", "grant_state", "grant_expires_at"]
+    list_display = [
+        "name",
+        "provider",
+        "type",
+        "status",
+        "health_column",
+        "grant_state",
+        "grant_expires_at",
+    ]
     list_filter = ["provider", "type", "status"]
     search_fields = ["name", "client_id", "grants__account"]
     actions = ["enable", "disable"]
@@ -115,6 +124,10 @@ class OAuthClientAdmin(admin.ModelAdmin):
             '</button><div class="help">Register this exact URI at the provider.</div>',
             uri,
         )
+
+    @admin.display(description="Health", ordering="health")
+    def health_column(self, client: OAuthClient) -> str:
+        return health_badge(client)
 
     @admin.display(description="Grant state", ordering="default_grant_state")
     def grant_state(self, client: OAuthClient) -> str:
@@ -199,7 +212,10 @@ class OAuthClientAdmin(admin.ModelAdmin):
 
 @admin.register(Grant)
 class GrantAdmin(admin.ModelAdmin):
-    list_display = ["client", *GRANT_FIELDS]
+    class Media:
+        css = {"all": ["mailgrant/admin.css"]}  # the health column's colours
+
+    list_display = ["client", "health_column", *GRANT_FIELDS]
     list_filter = ["state", "client__provider", "client"]
     search_fields = ["account", "client__name"]
     fields = [
@@ -216,6 +232,10 @@ class GrantAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="Health", ordering="health")
+    def health_column(self, grant: Grant) -> str:
+        return health_badge(grant)
 
     def delete_model(self, request: HttpRequest, obj: Grant) -> None:
         grant_delete(grant=obj, actor=Actor.of(request.user))

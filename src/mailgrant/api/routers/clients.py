@@ -22,6 +22,7 @@ from mailgrant.api.schemas import (
     ProviderName,
     ValidateIn,
     ValidateOut,
+    health_fields,
     started_authorization_out,
 )
 from mailgrant.oauth.models import Grant, OAuthClient
@@ -36,7 +37,7 @@ router = Router(tags=["oauth-clients"])
 
 
 def _client_out(client: OAuthClient) -> dict[str, Any]:
-    return client_public(client=client)
+    return {**client_public(client=client), **health_fields(client)}
 
 
 @router.get(

@@ -53,6 +53,7 @@ def _mailbox_out(mailbox: Mailbox) -> dict[str, Any]:
         has_password=bool(mailbox.password),
         oauth_client=mailbox.oauth_client_id,
         grant=mailbox.grant_id,
+        next_attempt_at=mailbox.next_poll_at,
     )
     return data
 
