@@ -26,7 +26,7 @@ from mailgrant.common.audit import WORKER
 from mailgrant.common.claims import claims_release, claims_renew, claims_take
 from mailgrant.common.errors import ServiceError
 from mailgrant.common.jobs import JobContext
-from mailgrant.common.metrics import FETCH_SECONDS, FETCHES, POLL_LAG
+from mailgrant.common.metrics import POLL_LAG
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.services.fetch import mailbox_fetch
 
@@ -115,13 +115,11 @@ def _poll(mailbox: Mailbox, worker: str) -> PollOutcome:
 def mailbox_poll_claimed(*, mailbox: Mailbox, worker: str) -> PollOutcome:
     """Fetch a mailbox `worker` has claimed (its outcome recorded on the mailbox by the
     fetch), then end the claim, whatever happened."""
-    protocol = mailbox.protocol
-    started = time.monotonic()
-    outcome = "failed"
+    # The fetch counts itself in mailgrant_fetches / mailgrant_fetch_seconds (whoever asks
+    # for it: the worker, Fetch now, the CLI), so the worker does not count it again.
     log.debug("fetch start mailbox=%s worker=%s at=%.6f", mailbox.pk, worker, time.time())
     try:
         result = mailbox_fetch(mailbox=mailbox, actor=WORKER)  # records outcome, next poll
-        outcome = "ok"
         return PollOutcome(mailbox.name, fetched=result.fetched)
     except ServiceError as exc:
         log.warning("Mailbox %s: %s", mailbox.name, exc.message)
@@ -134,8 +132,6 @@ def mailbox_poll_claimed(*, mailbox: Mailbox, worker: str) -> PollOutcome:
         )
         return PollOutcome(mailbox.name, error=type(exc).__name__)
     finally:
-        FETCHES.labels(protocol, outcome).inc()
-        FETCH_SECONDS.labels(protocol, outcome).observe(time.monotonic() - started)
         log.debug("fetch end mailbox=%s worker=%s at=%.6f", mailbox.pk, worker, time.time())
         try:
             claims_release(Mailbox, worker=worker, ids=[mailbox.pk])
