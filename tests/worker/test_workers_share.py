@@ -3,8 +3,9 @@ throughout, one of them SIGKILLed mid-fetch: every message is stored exactly onc
 is fetched by two workers at once, the killed worker's claims are taken over once their lease
 has run out (never before), no worker fetches more than its concurrency at once, and each
 worker left its heartbeat row. On PostgreSQL (SKIP LOCKED) three workers over 300 mailboxes;
-on SQLite (conditional updates) two over fewer. Plus LISTEN/NOTIFY: a "Fetch now" wakes a
-worker whose next round is an hour away."""
+on SQLite (conditional updates) two over fewer. Plus the wake-ups: a "Fetch now" wakes a
+worker whose next round is an hour away (from another process: NOTIFY on PostgreSQL, the
+worker's wake-up socket on SQLite)."""
 
 import json
 import os
@@ -270,10 +271,12 @@ def test_workers_share_the_mailboxes_and_take_over_a_killed_ones(
     assert not report["claims"]  # every claim ended with its fetch, or with its lease
 
 
-def test_fetch_soon_wakes_a_worker_at_once_through_listen_notify(
-    dovecot, tmp_path, postgres_url
+def test_fetch_soon_from_another_process_wakes_a_worker_at_once(
+    dovecot, tmp_path, database_url
 ) -> None:
-    env = _env(tmp_path, postgres_url)
+    """LISTEN/NOTIFY on PostgreSQL, the worker's wake-up socket on SQLite: the worker's own
+    rounds are an hour apart."""
+    env = _env(tmp_path, database_url)
     _migrate(env)
     _add_users(dovecot, 1)
     users = _fleet(env, "setup", str(dovecot.imap_port), "1", "-")

@@ -3,17 +3,24 @@ now"), instead of at their next round.
 
 `wakeup_notify(topic)` runs when the current transaction commits (so a worker woken by it
 sees the change): on PostgreSQL a `pg_notify` that every listening worker on any machine
-receives (`wakeup_listen`, on a connection of its own); on SQLite, which has no such thing,
-only the runtimes of this process are woken (a worker elsewhere finds the work at its next
-round, as before). A lost wake-up costs at most one round's delay, never work."""
+receives (`wakeup_listen`, on a connection of its own); on SQLite, which has no such thing and
+is one machine's, a datagram to each worker's socket in MAILGRANT_HOME/wakeup (the worker that
+`mailgrant serve` runs beside the web server, or any `mailgrant worker` on that home). The
+runtimes of this process are woken directly. A lost wake-up costs at most one round's delay,
+never work."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,8 @@ def _send(topic: str) -> None:
                 cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, topic])
         except Exception:  # the change is committed; a worker finds it on its next round
             log.warning("Waking the workers about %s failed", topic, exc_info=True)
+    else:
+        _send_datagrams(topic)
     with _local_lock:
         callbacks = list(_local)
     for callback in callbacks:
@@ -84,3 +93,50 @@ def wakeup_listen(
                 return
             log.warning("Listening for wake-ups failed; retrying", exc_info=True)
             stop.wait(retry)
+
+
+def _sockets() -> Path:
+    return Path(settings.MAILGRANT_HOME) / "wakeup"
+
+
+def _send_datagrams(topic: str) -> None:
+    folder = _sockets()
+    if not folder.is_dir():
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+        sender.setblocking(False)
+        for path in folder.glob("*.sock"):
+            try:
+                sender.sendto(topic.encode(), str(path))
+            except (ConnectionRefusedError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # its worker is gone
+            except OSError:  # its queue is full: it is awake already
+                pass
+
+
+def wakeup_listen_local(*, stop: threading.Event, callback: Callable[[str], None]) -> None:
+    """Until `stop` is set: receive the datagrams of `_send_datagrams` on this process's
+    socket and call `callback(topic)` for each. Where the socket cannot be made (a home whose
+    path is too long for one), wake-ups from elsewhere wait for the next round."""
+    folder = _sockets()
+    path = folder / f"{os.getpid()}-{threading.get_ident()}.sock"  # one per runtime
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        path.unlink(missing_ok=True)  # left by a process of the same pid that died
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(str(path))
+    except OSError:
+        log.warning("No wake-up socket at %s: other processes' wake-ups wait for a round", path)
+        return
+    receiver.settimeout(1.0)  # then look at `stop`
+    try:
+        while not stop.is_set():
+            try:
+                data = receiver.recv(256)
+            except TimeoutError:
+                continue
+            callback(data.decode(errors="replace"))
+    finally:
+        receiver.close()
+        with contextlib.suppress(OSError):
+            path.unlink()

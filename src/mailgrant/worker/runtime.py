@@ -30,7 +30,7 @@ from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from mailgrant.common.jobs import JobContext
-from mailgrant.common.wakeup import wakeup_listen, wakeup_subscribe
+from mailgrant.common.wakeup import wakeup_listen, wakeup_listen_local, wakeup_subscribe
 from mailgrant.worker.models import Worker
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,8 @@ class WorkerRuntime:
         self._spawn(self._heartbeat, "heartbeat")
         if connections["default"].vendor == "postgresql":
             self._spawn(lambda: wakeup_listen(stop=self._stop, callback=self.wake), "listen")
+        else:
+            self._spawn(lambda: wakeup_listen_local(stop=self._stop, callback=self.wake), "listen")
         for service in self.services:
             try:
                 service.start(worker=self.name, wake=self.wake)
