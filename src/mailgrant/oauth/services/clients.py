@@ -311,9 +311,8 @@ def _health_follow(*, client: OAuthClient, fixed: bool) -> None:
             next_refresh_at=None,
         )
         return
-    waking = Q(health_reason="client.disabled")
-    if fixed:
-        waking |= Q(health_reason__startswith="client.")
+    # Saved: whatever was the client's fault may be fixed (a refresh finds out).
+    waking = Q(health_reason="client.disabled") | (Q(state=Grant.State.ERROR) if fixed else Q())
     grants.filter(waking, state__in=[Grant.State.AUTHORIZED, Grant.State.ERROR]).exclude(
         token_set=""
     ).update(

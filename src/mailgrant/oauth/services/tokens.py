@@ -239,7 +239,15 @@ def _check_refreshable(grant: Grant, tokens: TokenSet | None) -> None:
         problem = (
             f"Grant {grant} needs to be validated again: {grant.last_error}",
             "reauthorization_required",
-            grant.health_reason or "refresh.invalid_grant",
+            grant.health_reason
+            if grant.health_reason.startswith("refresh.")
+            else "refresh.invalid_grant",
+        )
+    elif grant.state == Grant.State.ERROR and reason_stops_refresh(reason_of(grant.health_reason)):
+        problem = (
+            f"Grant {grant} cannot be refreshed until its client is fixed: {grant.last_error}",
+            "provider_error",
+            grant.health_reason,
         )
     elif tokens is None:
         problem = (
