@@ -104,6 +104,11 @@ class OAuthClientBase(Input):
     status: ClientStatus | None = None
     scope_separator: str | None = Field(None, max_length=5)
     userinfo_endpoint: str | None = Field(None, max_length=500)
+    secret_expires_at: datetime | None = Field(
+        None,
+        description="when the client secret expires at the provider: health warning 30 days "
+        "before, failing once passed",
+    )
     user_data_source: Literal["id_token", "endpoint"] | None = None
     username_attribute: str | None = Field(None, max_length=200)
     user_fields: dict[str, str] | None = None
@@ -148,6 +153,7 @@ class OAuthClientOut(Schema):
     status: str
     scope_separator: str
     userinfo_endpoint: str
+    secret_expires_at: datetime | None
     user_data_source: str
     username_attribute: str
     user_fields: dict[str, Any]

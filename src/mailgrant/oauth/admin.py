@@ -23,7 +23,28 @@ from mailgrant.oauth.services.grants import grant_delete
 from mailgrant.oauth.services.tokens import grant_refresh
 from mailgrant.oauth.session import remember_binding
 
-GRANT_FIELDS = ["account", "state", "expires_at", "last_refresh_at", "last_error", "is_default"]
+GRANT_FIELDS = [
+    "account",
+    "state",
+    "health_shown",
+    "expires_at",
+    "last_refresh_at",
+    "next_refresh_at",
+    "last_error",
+    "is_default",
+]
+
+
+def health_html(obj: Any) -> str:
+    """An object's health, its reason code and its hint (common.models.HealthTracked)."""
+    if not obj.health_reason:
+        return format_html("{}", obj.health_state.label)
+    return format_html(
+        '{} <code>{}</code><div class="help">{}</div>',
+        obj.health_state.label,
+        obj.health_reason,
+        obj.health_hint,
+    )
 
 
 class GrantInline(admin.TabularInline):
@@ -36,6 +57,10 @@ class GrantInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="Health")
+    def health_shown(self, grant: Grant) -> str:
+        return health_html(grant)
 
     @admin.display(description="")
     def revalidate(self, grant: Grant) -> str:
@@ -55,15 +80,35 @@ class OAuthClientAdmin(admin.ModelAdmin):
     form = OAuthClientForm
     # The form's client_secret is write-only input for the service, never copied onto the model.
     exclude = ["client_secret"]
-    list_display = ["name", "provider", "type", "status", "grant_state", "grant_expires_at"]
+    list_display = [
+        "name",
+        "provider",
+        "type",
+        "status",
+        "health",
+        "grant_state",
+        "grant_expires_at",
+        "secret_expires_at",
+    ]
     list_filter = ["provider", "type", "status"]
     search_fields = ["name", "client_id", "grants__account"]
     actions = ["enable", "disable"]
-    readonly_fields = ["redirect_uri"]
+    readonly_fields = ["redirect_uri", "health_shown"]
     inlines = [GrantInline]
     fieldsets = [
-        (None, {"fields": ["redirect_uri", "name", "provider", "type", "status"]}),
-        ("Credentials", {"fields": ["client_id", "client_secret", "tenant", "issuer"]}),
+        (None, {"fields": ["health_shown", "redirect_uri", "name", "provider", "type", "status"]}),
+        (
+            "Credentials",
+            {
+                "fields": [
+                    "client_id",
+                    "client_secret",
+                    "secret_expires_at",
+                    "tenant",
+                    "issuer",
+                ]
+            },
+        ),
         (
             "Endpoints and scope",
             {
@@ -99,7 +144,9 @@ class OAuthClientAdmin(admin.ModelAdmin):
         fieldsets: list[Any] = list(super().get_fieldsets(request, obj))
         if obj is None:  # the redirect URI exists once the client is saved
             first: dict[str, Any] = dict(fieldsets[0][1])
-            first["fields"] = [f for f in first["fields"] if f != "redirect_uri"]
+            first["fields"] = [
+                f for f in first["fields"] if f not in ("redirect_uri", "health_shown")
+            ]
             fieldsets[0] = (None, first)
         return fieldsets
 
@@ -115,6 +162,10 @@ class OAuthClientAdmin(admin.ModelAdmin):
             '</button><div class="help">Register this exact URI at the provider.</div>',
             uri,
         )
+
+    @admin.display(description="Health")
+    def health_shown(self, client: OAuthClient) -> str:
+        return health_html(client)
 
     @admin.display(description="Grant state", ordering="default_grant_state")
     def grant_state(self, client: OAuthClient) -> str:
@@ -200,7 +251,7 @@ class OAuthClientAdmin(admin.ModelAdmin):
 @admin.register(Grant)
 class GrantAdmin(admin.ModelAdmin):
     list_display = ["client", *GRANT_FIELDS]
-    list_filter = ["state", "client__provider", "client"]
+    list_filter = ["health", "state", "client__provider", "client"]
     search_fields = ["account", "client__name"]
     fields = [
         "client",
@@ -216,6 +267,10 @@ class GrantAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="Health", ordering="health")
+    def health_shown(self, grant: Grant) -> str:
+        return health_html(grant)
 
     def delete_model(self, request: HttpRequest, obj: Grant) -> None:
         grant_delete(grant=obj, actor=Actor.of(request.user))

@@ -118,6 +118,8 @@ def oauth_client_apply(*, client: OAuthClient, values: Mapping[str, Any]) -> Non
     if unknown:
         raise Invalid(dict.fromkeys(unknown, "not a field of an OAuth client"))
     for name, value in values.items():
+        if name == "secret_expires_at" and isinstance(value, datetime):
+            value = value if timezone.is_aware(value) else timezone.make_aware(value)
         setattr(client, name, value if value is not None else _default(name))
     if not client.scope_separator:
         client.scope_separator = " "
