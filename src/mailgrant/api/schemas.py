@@ -106,6 +106,7 @@ class OAuthClientBase(Input):
     userinfo_endpoint: str | None = Field(None, max_length=500)
     secret_expires_at: datetime | None = Field(
         None,
+        strict=False,  # ISO 8601 text in JSON
         description="when the client secret expires at the provider: health warning 30 days "
         "before, failing once passed",
     )
