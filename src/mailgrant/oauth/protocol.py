@@ -7,7 +7,9 @@ the client's proxy, TLS verification and timeouts apply everywhere.
 
 from __future__ import annotations
 
+import functools
 import re
+import ssl
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -345,12 +347,22 @@ def verify_id_token(
 
 
 def _oauth_client(http: HttpSettings, credentials: Credentials) -> OAuth2Client:
+    options = http_client_options(http)
+    options["verify"] = _tls_context(bool(options["verify"]))
     return OAuth2Client(
         client_id=credentials.client_id,
         client_secret=credentials.client_secret,
         token_endpoint_auth_method=credentials.auth_method,
-        **http_client_options(http),
+        **options,
     )
+
+
+@functools.cache
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per choice, shared by every token request (a context is safe to share
+    between threads): building one loads the whole CA bundle, many times the cost of a refresh
+    at a nearby endpoint. As httpx builds it, without the environment (trust_env=False)."""
+    return httpx.create_ssl_context(verify=verify, trust_env=False)
 
 
 def _token_request(call: Any) -> dict[str, Any]:

@@ -131,7 +131,8 @@ def grant_refresh(
     `due_at` is the worker's claim (Grant.next_refresh_at as the claim set it): when the grant
     no longer has it once the lease is taken, another worker or a caller refreshed (or
     rescheduled) the grant meanwhile, and this refresh is skipped. `trigger` (demand, ahead,
-    keepalive) labels the refresh in the metrics."""
+    keepalive; "scheduled": ahead or keepalive as the grant's use says) labels the refresh in
+    the metrics."""
     lease = refresh_lease_seconds()
     gave_up_at = time.monotonic() + lease + 5
     while True:
@@ -145,11 +146,17 @@ def grant_refresh(
                 transient=True,
             )
         time.sleep(LEASE_POLL_SECONDS)
+    ended = False  # the lease ended with the outcome's write
     try:
         grant = Grant.objects.select_related("client").get(pk=grant.pk)
         if due_at is not None and grant.next_refresh_at != due_at:
             return grant
         tokens = grant.tokens()
+        if trigger == "scheduled":
+            used = tokens is not None and schedule.in_use(
+                tokens=tokens, last_used_at=grant.last_used_at, now=timezone.now()
+            )
+            trigger = "ahead" if used else "keepalive"
         if not force and _is_fresh(grant, tokens, min_valid_seconds):
             return grant
         _check_refreshable(grant, tokens)
@@ -167,14 +174,17 @@ def grant_refresh(
         except (ProviderError, EndpointsMissing) as exc:
             with transaction.atomic():
                 failure, outcome = _refresh_failed(grant=grant, exc=exc, actor=actor)
+            ended = True
             _count(outcome, trigger, started)
             raise failure from None
         with transaction.atomic():
             _refresh_succeeded(grant=grant, tokens=new.after_refresh(tokens), actor=actor)
+        ended = True
         _count("ok", trigger, started)
         return grant
     finally:
-        Grant.objects.filter(pk=grant.pk, refreshing_until=until).update(refreshing_until=None)
+        if not ended:
+            Grant.objects.filter(pk=grant.pk, refreshing_until=until).update(refreshing_until=None)
 
 
 def _count(outcome: str, trigger: str, started: float) -> None:
@@ -187,21 +197,12 @@ def grant_refresh_claimed(*, grant_id: int, due_at: datetime, actor: Actor) -> s
     expiry when the grant is in use, else to keep it alive. The outcome (ok, or the
     failure's code) is recorded on the grant by grant_refresh; it is returned for the worker's
     log."""
-    grant = Grant.objects.filter(pk=grant_id).only("pk", "token_set", "last_used_at").first()
-    if grant is None:
-        return "gone"
-    tokens = grant.tokens()
-    used = tokens is not None and schedule.in_use(
-        tokens=tokens, last_used_at=grant.last_used_at, now=timezone.now()
-    )
     try:
         grant_refresh(
-            grant=grant,
-            force=True,
-            actor=actor,
-            trigger="ahead" if used else "keepalive",
-            due_at=due_at,
+            grant=Grant(pk=grant_id), force=True, actor=actor, trigger="scheduled", due_at=due_at
         )
+    except Grant.DoesNotExist:
+        return "gone"
     except ServiceError as exc:
         return exc.code
     return "ok"
@@ -343,8 +344,10 @@ def _refresh_failed(*, grant: Grant, exc: Exception, actor: Actor) -> tuple[Serv
         )
         grant.next_refresh_at = now + timedelta(seconds=delay)
     grant.refresh_claimed_by = ""
+    grant.refreshing_until = None
     grant.save(
         update_fields=[
+            "refreshing_until",
             "state",
             "last_error",
             "last_error_at",
