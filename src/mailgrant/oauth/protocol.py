@@ -348,12 +348,36 @@ def verify_id_token(
 
 def _oauth_client(http: HttpSettings, credentials: Credentials) -> OAuth2Client:
     options = http_client_options(http)
-    options["verify"] = _tls_context(bool(options["verify"]))
+    options["transport"] = _shared_transport(options.pop("proxy") or "", bool(options["verify"]))
     return OAuth2Client(
         client_id=credentials.client_id,
         client_secret=credentials.client_secret,
         token_endpoint_auth_method=credentials.auth_method,
         **options,
+    )
+
+
+class _SharedTransport(httpx.BaseTransport):
+    """A connection pool shared by every token request through the same proxy with the same
+    TLS choice: a refresh reuses a kept-alive connection to the token endpoint instead of a
+    new TCP and TLS handshake each time. The clients built on it come and go; it stays."""
+
+    def __init__(self, inner: httpx.HTTPTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        pass  # shared: a client closing must not close the others' connections
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_transport(proxy: str, verify: bool) -> _SharedTransport:
+    return _SharedTransport(
+        httpx.HTTPTransport(
+            verify=_tls_context(verify), proxy=httpx.Proxy(proxy) if proxy else None
+        )
     )
 
 
