@@ -18,9 +18,11 @@ Each phase starts from fresh refresh tokens. "ratio" is the raw refreshes/s over
 refresh token must reach the endpoint exactly once in the mailgrant phase (a second use would be
 a second refresh of one due) and every grant must end with refresh_count 1, or the run fails.
 
-    .venv/bin/python bench/refresh.py [--grants 2000] [--concurrency 16] [--full]
+    .venv/bin/python bench/refresh.py [--grants 2000] [--concurrency 16] [--full] [--latency MS]
 
---full is --grants 10000 (a few minutes here on 2 shared cores).
+--full is --grants 10000 (a few minutes here on 2 shared cores). --latency makes the endpoint
+answer as a provider tens of milliseconds away would: the job's own cost (its database work per
+refresh) then weighs less against the wait for the provider.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-client-secret"
 class TokenEndpoint:
     """A token endpoint that rotates: each refresh token in, a new one out, uses counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
         self.uses: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.counter = itertools.count()
@@ -70,6 +73,8 @@ class TokenEndpoint:
                 with endpoint.lock:
                     endpoint.uses[token] += 1
                     n = next(endpoint.counter)
+                if endpoint.latency:
+                    time.sleep(endpoint.latency)
                 body = json.dumps(
                     {
                         "access_token": f"at-{n}",
@@ -278,13 +283,23 @@ def main() -> None:
     parser.add_argument("--grants", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--full", action="store_true", help="10,000 grants")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="the endpoint answers after this long (a real provider is tens of ms away)",
+    )
     args = parser.parse_args()
     count = 10_000 if args.full else args.grants
     c = args.concurrency
-    endpoint = TokenEndpoint()
+    endpoint = TokenEndpoint(args.latency / 1000)
     with tempfile.TemporaryDirectory(prefix="mailgrant-bench-refresh-") as home:
         setup(Path(home), endpoint.url)
-        print(f"{count} due grants, concurrency {c}, SQLite, load {os.getloadavg()[0]:.2f}")
+        print(
+            f"{count} due grants, concurrency {c}, endpoint latency {args.latency:g} ms, SQLite, "
+            f"load {os.getloadavg()[0]:.2f}"
+        )
         results: dict[str, float] = {}
         tokens = [f"rt-raw-{i}" for i in range(count)]
         results["raw keep-alive"] = raw(endpoint.url, tokens, c, keepalive=True)
