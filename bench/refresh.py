@@ -19,6 +19,7 @@ refresh token must reach the endpoint exactly once in the mailgrant phase (a sec
 a second refresh of one due) and every grant must end with refresh_count 1, or the run fails.
 
     .venv/bin/python bench/refresh.py [--grants 2000] [--concurrency 16] [--full] [--latency MS]
+                                      [--database-url postgres://...]
 
 --full is --grants 10000 (a few minutes here on 2 shared cores). --latency makes the endpoint
 answer as a provider tens of milliseconds away would: the job's own cost (its database work per
@@ -106,7 +107,7 @@ class TokenEndpoint:
             self.uses.clear()
 
 
-def setup(home: Path, token_url: str) -> None:
+def setup(home: Path, token_url: str, database_url: str = "") -> None:
     os.environ.update(
         MAILGRANT_HOME=str(home),
         DJANGO_SETTINGS_MODULE="mailgrant.config.settings",
@@ -114,6 +115,8 @@ def setup(home: Path, token_url: str) -> None:
     )
     for inherited in ("MAILGRANT_DATABASE_URL", "MAILGRANT_VAULT_KEYS"):
         os.environ.pop(inherited, None)
+    if database_url:
+        os.environ["MAILGRANT_DATABASE_URL"] = database_url
     sys.path.insert(0, str(ROOT / "src"))
     import django
     from django.core.management import call_command
@@ -290,14 +293,21 @@ def main() -> None:
         metavar="MS",
         help="the endpoint answers after this long (a real provider is tens of ms away)",
     )
+    parser.add_argument(
+        "--database-url",
+        default="",
+        metavar="URL",
+        help="an empty PostgreSQL database to use instead of a fresh SQLite one",
+    )
     args = parser.parse_args()
     count = 10_000 if args.full else args.grants
     c = args.concurrency
     endpoint = TokenEndpoint(args.latency / 1000)
     with tempfile.TemporaryDirectory(prefix="mailgrant-bench-refresh-") as home:
-        setup(Path(home), endpoint.url)
+        setup(Path(home), endpoint.url, args.database_url)
         print(
-            f"{count} due grants, concurrency {c}, endpoint latency {args.latency:g} ms, SQLite, "
+            f"{count} due grants, concurrency {c}, endpoint latency {args.latency:g} ms, "
+            f"{'PostgreSQL' if args.database_url else 'SQLite'}, "
             f"load {os.getloadavg()[0]:.2f}"
         )
         results: dict[str, float] = {}
