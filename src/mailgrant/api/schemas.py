@@ -3,6 +3,7 @@ the same thing); secrets are accepted and never returned."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -106,7 +107,7 @@ class OAuthClientBase(Input):
     userinfo_endpoint: str | None = Field(None, max_length=500)
     secret_expires_at: datetime | None = Field(
         None,
-        strict=False,  # ISO 8601 text in JSON
+        strict=False,  # RFC 3339 text in JSON (_rfc3339 checks it first)
         description="when the client secret expires at the provider: health warning 30 days "
         "before, failing once passed",
     )
@@ -123,6 +124,22 @@ class OAuthClientBase(Input):
     related_ldaps: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
         None, max_length=100, description="ids of LDAP directories (user type)"
     )
+
+    @field_validator("secret_expires_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        """Only what the schema's date-time format says (RFC 3339: date, time with seconds and
+        an offset): not a number, nor another text pydantic's lax mode would read."""
+        if value is None:
+            return value
+        if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+            raise PydanticCustomError(
+                "date_time", "must be a date and time with its offset, e.g. 2027-01-31T00:00:00Z"
+            )
+        return value
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
 class OAuthClientCreate(OAuthClientBase):
