@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.peers import require
 from tests.servers.dovecot import dovecot_available
 from tests.servers.oidc import free_port, oidc_available
-from tests.peers import require
 
 pytestmark = pytest.mark.integration
 

@@ -3,6 +3,7 @@ the same thing); secrets are accepted and never returned."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -137,6 +138,12 @@ class OAuthClientBase(Input):
     status: ClientStatus | None = None
     scope_separator: str | None = Field(None, max_length=5)
     userinfo_endpoint: str | None = Field(None, max_length=500)
+    secret_expires_at: datetime | None = Field(
+        None,
+        strict=False,  # RFC 3339 text in JSON (_rfc3339 checks it first)
+        description="when the client secret expires at the provider: health warning 30 days "
+        "before, failing once passed",
+    )
     user_data_source: Literal["id_token", "endpoint"] | None = None
     username_attribute: str | None = Field(None, max_length=200)
     user_fields: dict[str, str] | None = None
@@ -150,6 +157,22 @@ class OAuthClientBase(Input):
     related_ldaps: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
         None, max_length=100, description="ids of LDAP directories (user type)"
     )
+
+    @field_validator("secret_expires_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        """Only what the schema's date-time format says (RFC 3339: date, time with seconds and
+        an offset): not a number, nor another text pydantic's lax mode would read."""
+        if value is None:
+            return value
+        if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+            raise PydanticCustomError(
+                "date_time", "must be a date and time with its offset, e.g. 2027-01-31T00:00:00Z"
+            )
+        return value
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
 class OAuthClientCreate(OAuthClientBase):
@@ -181,6 +204,7 @@ class OAuthClientOut(HealthFieldsOut):
     status: str
     scope_separator: str
     userinfo_endpoint: str
+    secret_expires_at: datetime | None
     user_data_source: str
     username_attribute: str
     user_fields: dict[str, Any]

@@ -26,7 +26,7 @@ from mailgrant.common.audit import (
     audit_write,
 )
 from mailgrant.common.errors import Conflict, Invalid
-from mailgrant.oauth.broker import GrantRow, cached_token_of, grant_row_sql
+from mailgrant.oauth.broker import GrantRow, cached_token_of, grant_row_sql, grant_used
 from mailgrant.oauth.models import Grant
 from mailgrant.oauth.protocol import TokenSet
 
@@ -174,6 +174,7 @@ def access_token_issue_by_key(
     cached = cached_token_of(row=grant, min_valid_seconds=min_valid_seconds)
     if cached is None:
         return None
+    grant_used(grant_id=grant_id, tokens=cached.tokens)
     if stale:
         sql.execute(_NOTE_USE_SQL, [sql.db_datetime(now), key_id])
     audit_write(

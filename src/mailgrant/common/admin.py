@@ -33,3 +33,15 @@ def health_badge(obj: HealthTracked) -> str:
         obj.health_hint or obj.health_reason,
         health.label,
     )
+
+
+def health_detail(obj: HealthTracked) -> str:
+    """A health for a detail page: its label, its reason code and its hint."""
+    if not obj.health_reason:
+        return format_html("{}", obj.health_state.label)
+    return format_html(
+        '{} <code>{}</code><div class="help">{}</div>',
+        obj.health_state.label,
+        obj.health_reason,
+        obj.health_hint,
+    )

@@ -178,6 +178,9 @@ MAILGRANT_VAULT_KEY_FILE = MAILGRANT_HOME / "vault.key"
 MAILGRANT_HTTP_TIMEOUT = float(os.environ.get("MAILGRANT_HTTP_TIMEOUT", "15"))
 # Refresh an access token this many seconds before it expires (at most half its lifetime).
 MAILGRANT_REFRESH_MARGIN = int(os.environ.get("MAILGRANT_REFRESH_MARGIN", "300"))
+# Refresh every idle grant at least this often (seconds; jittered a tenth earlier), so its
+# refresh token never dies of disuse (Microsoft's after 90 days): oauth.schedule.
+MAILGRANT_KEEPALIVE = int(os.environ.get("MAILGRANT_KEEPALIVE", str(7 * 24 * 3600)))
 # Mail servers: seconds per network operation; messages per fetch batch (one commit, one sync).
 MAILGRANT_MAIL_TIMEOUT = float(os.environ.get("MAILGRANT_MAIL_TIMEOUT", "30"))
 MAILGRANT_FETCH_BATCH = int(os.environ.get("MAILGRANT_FETCH_BATCH", "200"))

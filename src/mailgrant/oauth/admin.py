@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from mailgrant.common.admin import health_badge
+from mailgrant.common.admin import health_badge, health_detail
 from mailgrant.common.audit import Actor
 from mailgrant.common.csp import allow_form_target
 from mailgrant.common.errors import ServiceError
@@ -24,7 +24,16 @@ from mailgrant.oauth.services.grants import grant_delete
 from mailgrant.oauth.services.tokens import grant_refresh
 from mailgrant.oauth.session import remember_binding
 
-GRANT_FIELDS = ["account", "state", "expires_at", "last_refresh_at", "last_error", "is_default"]
+GRANT_FIELDS = [
+    "account",
+    "state",
+    "health_shown",
+    "expires_at",
+    "last_refresh_at",
+    "next_refresh_at",
+    "last_error",
+    "is_default",
+]
 
 
 class GrantInline(admin.TabularInline):
@@ -37,6 +46,10 @@ class GrantInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="Health")
+    def health_shown(self, grant: Grant) -> str:
+        return health_detail(grant)
 
     @admin.display(description="")
     def revalidate(self, grant: Grant) -> str:
@@ -64,15 +77,27 @@ class OAuthClientAdmin(admin.ModelAdmin):
         "health_column",
         "grant_state",
         "grant_expires_at",
+        "secret_expires_at",
     ]
     list_filter = ["provider", "type", "status"]
     search_fields = ["name", "client_id", "grants__account"]
     actions = ["enable", "disable"]
-    readonly_fields = ["redirect_uri"]
+    readonly_fields = ["redirect_uri", "health_shown"]
     inlines = [GrantInline]
     fieldsets = [
-        (None, {"fields": ["redirect_uri", "name", "provider", "type", "status"]}),
-        ("Credentials", {"fields": ["client_id", "client_secret", "tenant", "issuer"]}),
+        (None, {"fields": ["health_shown", "redirect_uri", "name", "provider", "type", "status"]}),
+        (
+            "Credentials",
+            {
+                "fields": [
+                    "client_id",
+                    "client_secret",
+                    "secret_expires_at",
+                    "tenant",
+                    "issuer",
+                ]
+            },
+        ),
         (
             "Endpoints and scope",
             {
@@ -108,7 +133,9 @@ class OAuthClientAdmin(admin.ModelAdmin):
         fieldsets: list[Any] = list(super().get_fieldsets(request, obj))
         if obj is None:  # the redirect URI exists once the client is saved
             first: dict[str, Any] = dict(fieldsets[0][1])
-            first["fields"] = [f for f in first["fields"] if f != "redirect_uri"]
+            first["fields"] = [
+                f for f in first["fields"] if f not in ("redirect_uri", "health_shown")
+            ]
             fieldsets[0] = (None, first)
         return fieldsets
 
@@ -128,6 +155,10 @@ class OAuthClientAdmin(admin.ModelAdmin):
     @admin.display(description="Health", ordering="health")
     def health_column(self, client: OAuthClient) -> str:
         return health_badge(client)
+
+    @admin.display(description="Health")
+    def health_shown(self, client: OAuthClient) -> str:
+        return health_detail(client)
 
     @admin.display(description="Grant state", ordering="default_grant_state")
     def grant_state(self, client: OAuthClient) -> str:
@@ -215,8 +246,8 @@ class GrantAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["mailgrant/admin.css"]}  # the health column's colours
 
-    list_display = ["client", "health_column", *GRANT_FIELDS]
-    list_filter = ["state", "client__provider", "client"]
+    list_display = ["client", "health_column", *(f for f in GRANT_FIELDS if f != "health_shown")]
+    list_filter = ["health", "state", "client__provider", "client"]
     search_fields = ["account", "client__name"]
     fields = [
         "client",
@@ -236,6 +267,10 @@ class GrantAdmin(admin.ModelAdmin):
     @admin.display(description="Health", ordering="health")
     def health_column(self, grant: Grant) -> str:
         return health_badge(grant)
+
+    @admin.display(description="Health")
+    def health_shown(self, grant: Grant) -> str:
+        return health_detail(grant)
 
     def delete_model(self, request: HttpRequest, obj: Grant) -> None:
         grant_delete(grant=obj, actor=Actor.of(request.user))

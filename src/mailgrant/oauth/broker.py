@@ -8,16 +8,23 @@ models' own table and column names, so a renamed field changes it too."""
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from django.conf import settings
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from mailgrant.common import sql
 from mailgrant.common.fields import Sealed
 from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.protocol import TokenSet
+from mailgrant.oauth.schedule import (
+    USE_PRECISION,
+    refresh_ahead_at,
+    refresh_margin,
+    validity_wanted,
+)
 
 
 class GrantRow(NamedTuple):
@@ -64,35 +71,19 @@ def _grant_sql() -> str:
     return f"SELECT {select} FROM {joins} WHERE {where}"  # noqa: S608
 
 
-def _refresh_margin(tokens: TokenSet) -> float:
-    lifetime = tokens.lifetime
-    margin = float(settings.MAILGRANT_REFRESH_MARGIN)
-    return margin if lifetime is None else min(margin, lifetime / 2)
-
-
-def _validity_wanted(tokens: TokenSet, min_valid_seconds: float) -> float:
-    """`min_valid_seconds`, but no more than a token of this lifetime has left once it is
-    MAILGRANT_REFRESH_MIN_INTERVAL old: a caller asking more than the provider gives then gets
-    the provider's token, refreshed at most once an interval, not on every call."""
-    lifetime = tokens.lifetime
-    if lifetime is None:
-        return min_valid_seconds
-    return min(min_valid_seconds, lifetime - float(settings.MAILGRANT_REFRESH_MIN_INTERVAL))
-
-
 def tokens_usable(
     *, state: str, client_enabled: bool, tokens: TokenSet | None, min_valid_seconds: float
 ) -> bool:
     """True when `tokens` may be handed out as they are: the client is enabled, the grant
     authorized, and the access token valid for longer than both `min_valid_seconds` (as far
-    as the provider's lifetime allows, `_validity_wanted`) and the refresh margin
-    (MAILGRANT_REFRESH_MARGIN, at most half the token's lifetime)."""
+    as the provider's lifetime allows, `validity_wanted`) and the refresh margin (oauth.schedule
+    explains both, and why the worker refreshes a grant in use before either is reached)."""
     if not client_enabled or state != Grant.State.AUTHORIZED or tokens is None:
         return False
     if tokens.expires_at is None:
         return True  # the provider gave no lifetime: use it until refused
     remaining = tokens.expires_at - timezone.now().timestamp()
-    return remaining > max(_refresh_margin(tokens), _validity_wanted(tokens, min_valid_seconds))
+    return remaining > max(refresh_margin(tokens), validity_wanted(tokens, min_valid_seconds))
 
 
 @dataclass(frozen=True)
@@ -108,7 +99,10 @@ def grant_cached_token(*, grant_id: int, min_valid_seconds: float = 0) -> Cached
     found = sql.execute(_grant_sql(), [grant_id]).fetchone() if grant_id <= sql.MAX_ID else None
     if found is None:
         raise Grant.DoesNotExist(f"No grant {grant_id}.")
-    return cached_token_of(row=GrantRow(*found), min_valid_seconds=min_valid_seconds)
+    cached = cached_token_of(row=GrantRow(*found), min_valid_seconds=min_valid_seconds)
+    if cached is not None:
+        grant_used(grant_id=grant_id, tokens=cached.tokens)
+    return cached
 
 
 def cached_token_of(*, row: GrantRow, min_valid_seconds: float) -> CachedToken | None:
@@ -127,3 +121,32 @@ def cached_token_of(*, row: GrantRow, min_valid_seconds: float) -> CachedToken |
     return CachedToken(
         tokens=tokens, grant_name=Grant.describe(client_name=row.client_name, account=row.account)
     )
+
+
+# Grant id -> when this process last recorded its use (time.monotonic()).
+_USE_RECORDED: dict[int, float] = {}
+
+
+def grant_used(*, grant_id: int, tokens: TokenSet) -> None:
+    """Note that the grant's token was handed out or used, at most once a USE_PRECISION per
+    grant in this process (no statement at all otherwise: the broker stays one read). A grant
+    coming into use gets its refresh ahead of expiry (oauth.schedule) instead of waiting for
+    its keep-alive, so its callers never wait on the provider."""
+    now = time.monotonic()
+    last = _USE_RECORDED.get(grant_id)
+    if last is not None and now - last < USE_PRECISION:
+        return
+    _USE_RECORDED[grant_id] = now
+    changes: dict[str, Any] = {"last_used_at": timezone.now()}
+    ahead = refresh_ahead_at(tokens)
+    if ahead is not None:
+        # Only earlier, never from none: a grant that must not be refreshed stays so.
+        changes["next_refresh_at"] = Case(
+            When(next_refresh_at__gt=ahead, then=Value(ahead)), default=F("next_refresh_at")
+        )
+    Grant.objects.filter(pk=grant_id).update(**changes)
+
+
+def grant_use_forget() -> None:
+    """Forget which uses this process recorded (tests)."""
+    _USE_RECORDED.clear()

@@ -123,6 +123,9 @@ class Grant(HealthTracked):
     refreshing_until = models.DateTimeField(null=True, blank=True, editable=False)
     # When the worker refreshes the grant next (ahead of expiry, or to keep it alive).
     next_refresh_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
+    # The worker that claimed the due refresh (common.claims; the claim's lease is
+    # next_refresh_at itself, moved past the refresh's own lease).
+    refresh_claimed_by = models.CharField(max_length=200, blank=True, editable=False)
     # When a token was last handed out or used to log in (kept coarse: at most once a minute).
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -7,7 +7,9 @@ the client's proxy, TLS verification and timeouts apply everywhere.
 
 from __future__ import annotations
 
+import functools
 import re
+import ssl
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -345,12 +347,46 @@ def verify_id_token(
 
 
 def _oauth_client(http: HttpSettings, credentials: Credentials) -> OAuth2Client:
+    options = http_client_options(http)
+    options["transport"] = _shared_transport(options.pop("proxy") or "", bool(options["verify"]))
     return OAuth2Client(
         client_id=credentials.client_id,
         client_secret=credentials.client_secret,
         token_endpoint_auth_method=credentials.auth_method,
-        **http_client_options(http),
+        **options,
     )
+
+
+class _SharedTransport(httpx.BaseTransport):
+    """A connection pool shared by every token request through the same proxy with the same
+    TLS choice: a refresh reuses a kept-alive connection to the token endpoint instead of a
+    new TCP and TLS handshake each time. The clients built on it come and go; it stays."""
+
+    def __init__(self, inner: httpx.HTTPTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        pass  # shared: a client closing must not close the others' connections
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_transport(proxy: str, verify: bool) -> _SharedTransport:
+    return _SharedTransport(
+        httpx.HTTPTransport(
+            verify=_tls_context(verify), proxy=httpx.Proxy(proxy) if proxy else None
+        )
+    )
+
+
+@functools.cache
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per choice, shared by every token request (a context is safe to share
+    between threads): building one loads the whole CA bundle, many times the cost of a refresh
+    at a nearby endpoint. As httpx builds it, without the environment (trust_env=False)."""
+    return httpx.create_ssl_context(verify=verify, trust_env=False)
 
 
 def _token_request(call: Any) -> dict[str, Any]:

@@ -187,6 +187,7 @@ OAUTH_CLIENT_FIELDS = (
     "status",
     "scope_separator",
     "userinfo_endpoint",
+    "secret_expires_at",
 )
 GRANT_FIELDS = (
     "client_id",

@@ -17,6 +17,15 @@ COMMON_ERROR_HINTS = {"invalid_client": "Check the client ID and secret."}
 
 
 @dataclass(frozen=True)
+class ErrorReason:
+    """What a provider's own error code means: the stable reason code (common.health, registered
+    by oauth.health) and the provider's words for the fix ("" keeps the reason's own hint)."""
+
+    reason: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
 class Provider:
     id: str
     name: str
@@ -38,6 +47,12 @@ class Provider:
     icon: str = "key"
     # The administrator's next step, by the provider's own error code (AADSTS...) or OAuth's.
     error_hints: Mapping[str, str] = field(default_factory=dict)
+    # A refused token request classified, by the provider's own code (AADSTS...), by
+    # "error: description" (an OAuth error whose description tells variants apart), or by
+    # the OAuth error alone; most specific first (`error_reason`).
+    error_reasons: Mapping[str, ErrorReason] = field(default_factory=dict)
+    # Where the administrator makes a new client secret (the secret-expiry hints name it).
+    secret_location: str = "the provider's settings for this application"
     # Whether a tenant given as an id pins the issuer: "{tenantid}" in `issuer` becomes it.
     tenant_pins_issuer: bool = False
     # A repeated consent may answer without a refresh token while the one held for the same
@@ -55,6 +70,7 @@ class Provider:
         object.__setattr__(self, "authorize_params", MappingProxyType(dict(self.authorize_params)))
         hints = {**COMMON_ERROR_HINTS, **self.error_hints}
         object.__setattr__(self, "error_hints", MappingProxyType(hints))
+        object.__setattr__(self, "error_reasons", MappingProxyType(dict(self.error_reasons)))
 
     def default_scopes(self, client_type: str) -> tuple[str, ...]:
         return self.scopes.get(client_type, ())
@@ -65,6 +81,16 @@ class Provider:
     def error_hint(self, *codes: str | None) -> str:
         """The hint for the first of `codes` (most specific first) that has one, else ""."""
         return next((self.error_hints[c] for c in codes if c and c in self.error_hints), "")
+
+    def error_reason(
+        self, *, error: str, description: str = "", code: str | None = None
+    ) -> ErrorReason | None:
+        """How this provider classifies a refused token request: by its own `code` (e.g.
+        AADSTS700082), else the OAuth `error` with its `description`, else the error alone."""
+        for key in (code, f"{error}: {description.strip()}", error):
+            if key and key in self.error_reasons:
+                return self.error_reasons[key]
+        return None
 
     def organization_check(self, value: str) -> str:
         """Why `value` cannot be one of a client's allowed organizations; "" when it can."""

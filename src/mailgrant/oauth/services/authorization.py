@@ -20,7 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Invalid, NeedsAdmin, PeerFailed, Refused, ServiceError
-from mailgrant.oauth import protocol
+from mailgrant.oauth import protocol, schedule
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.oauth.protocol import ProviderError, TokenSet
 from mailgrant.oauth.selectors import (
@@ -406,6 +406,11 @@ def _grant_store_authorization(
         grant.authorized_at = now
         grant.last_error = ""
         grant.last_error_at = None
+        grant.health_succeeded(now=now)
+        grant.next_refresh_at = schedule.next_refresh_at(
+            tokens=tokens, last_used_at=grant.last_used_at, now=now
+        )
+        grant.refresh_claimed_by = ""
         grant.save()
         PendingAuthorization.objects.filter(pk=pending.pk).update(
             outcome=PendingAuthorization.Outcome.SUCCEEDED,

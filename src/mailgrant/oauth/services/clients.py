@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, Q
+from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Conflict, InUse, Invalid
+from mailgrant.common.health import Health, reason_of
 from mailgrant.common.http import (
     PROXY_PASSWORD_MASK,
     ProxyError,
@@ -114,6 +118,8 @@ def oauth_client_apply(*, client: OAuthClient, values: Mapping[str, Any]) -> Non
     if unknown:
         raise Invalid(dict.fromkeys(unknown, "not a field of an OAuth client"))
     for name, value in values.items():
+        if name == "secret_expires_at" and isinstance(value, datetime):
+            value = value if timezone.is_aware(value) else timezone.make_aware(value)
         setattr(client, name, value if value is not None else _default(name))
     if not client.scope_separator:
         client.scope_separator = " "
@@ -167,6 +173,7 @@ def oauth_client_save(
             )
             notes.append(client.save_notice)
         client.save()
+        _health_follow(client=client, fixed=True)
         audit_record(
             actor=actor,
             target=client,
@@ -224,6 +231,7 @@ def oauth_client_set_status(
     with transaction.atomic():
         client.status = status
         client.save(update_fields=["status", "updated_at"])
+        _health_follow(client=client, fixed=False)
         audit_record(actor=actor, target=client, action=AuditAction(f"oauth_client.{status}"))
     return client
 
@@ -237,3 +245,100 @@ def oauth_client_delete(*, client: OAuthClient, actor: Actor = SYSTEM) -> None:
             client.delete()
     except ProtectedError as exc:
         raise InUse(f"{users_of(exc, what='client')}: change or delete them first.") from None
+
+
+# --- health: the client secret's expiry, a disabled client, and the grants that follow -----
+
+SECRET_WARNING_DAYS = 30
+_SECRET_REASONS = ("client.secret_expiring", "client.secret_expired")
+
+
+def _expiry_health(*, client: OAuthClient, now: datetime) -> tuple[Health, str, str] | None:
+    """The health the client's status and secret expiry give it (health, reason, hint); None
+    when they say nothing (enabled, and no expiry within SECRET_WARNING_DAYS)."""
+    if not client.is_enabled:
+        reason = reason_of("client.disabled")
+        return reason.health, reason.code, reason.hint
+    expires = client.secret_expires_at
+    if expires is None or expires > now + timedelta(days=SECRET_WARNING_DAYS):
+        return None
+    where = get_provider(client.provider).secret_location
+    on = f"{expires:%Y-%m-%d}"
+    if expires <= now:
+        return (
+            Health.FAILING,
+            "client.secret_expired",
+            f"The client secret expired on {on}: create a new one ({where}) and enter it, "
+            "with its new expiry, on this client.",
+        )
+    days = max(1, math.ceil((expires - now) / timedelta(days=1)))
+    return (
+        Health.WARNING,
+        "client.secret_expiring",
+        f"The client secret expires in {days} day{'s' if days != 1 else ''} (on {on}): create "
+        f"a new one ({where}) and enter it, with its new expiry, on this client.",
+    )
+
+
+def _client_health_update(*, client: OAuthClient, now: datetime, fixed: bool) -> list[str]:
+    """Move the client to the health its status and expiry give it; a health those gave it
+    before (or, when the client was just saved, `fixed`, a refusal that was its fault) ends
+    when they no longer do. The changed fields."""
+    found = _expiry_health(client=client, now=now)
+    if found is not None:
+        health, code, hint = found
+        return client.health_set(health=health, reason=code, hint=hint, now=now)
+    ends = (*_SECRET_REASONS, "client.disabled")
+    if client.health_reason in ends or (fixed and client.health_reason.startswith("client.")):
+        return client.health_succeeded(now=now)
+    return []
+
+
+def _health_follow(*, client: OAuthClient, fixed: bool) -> None:
+    """After a save or a status change: the client's health, and its grants'. A disabled
+    client's grants are disabled (not refreshed); enabled again, or saved after a refusal that
+    was the client's fault (a new secret), they are refreshed at once to find out."""
+    now = timezone.now()
+    changed = _client_health_update(client=client, now=now, fixed=fixed)
+    if changed:
+        client.save(update_fields=changed)
+    grants = Grant.objects.filter(client=client)
+    if not client.is_enabled:
+        reason = reason_of("client.disabled")
+        grants.exclude(health=Health.DISABLED.value).update(
+            health=Health.DISABLED.value,
+            health_reason=reason.code,
+            health_hint=reason.hint,
+            health_since=now,
+            next_refresh_at=None,
+        )
+        return
+    # Saved: whatever was the client's fault may be fixed (a refresh finds out).
+    waking = Q(health_reason="client.disabled") | (Q(state=Grant.State.ERROR) if fixed else Q())
+    grants.filter(waking, state__in=[Grant.State.AUTHORIZED, Grant.State.ERROR]).exclude(
+        token_set=""
+    ).update(
+        state=Grant.State.AUTHORIZED,
+        health=Health.OK.value,
+        health_reason="",
+        health_hint="",
+        health_since=now,
+        consecutive_failures=0,
+        next_refresh_at=now,
+    )
+
+
+def oauth_clients_check_secret_expiry(*, now: datetime) -> int:
+    """Keep every client's secret-expiry health current (one query; a write only where it
+    changes, at most daily as the days left count down); how many changed."""
+    horizon = now + timedelta(days=SECRET_WARNING_DAYS)
+    candidates = OAuthClient.objects.filter(
+        Q(secret_expires_at__lte=horizon) | Q(health_reason__in=_SECRET_REASONS)
+    )
+    changed_count = 0
+    for client in candidates:
+        changed = _client_health_update(client=client, now=now, fixed=False)
+        if changed:
+            client.save(update_fields=changed)
+            changed_count += 1
+    return changed_count

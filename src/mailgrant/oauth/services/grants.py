@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import InUse
+from mailgrant.common.health import Health
 from mailgrant.common.validation import users_of
 from mailgrant.oauth.models import Grant, OAuthClient
 
@@ -36,6 +37,12 @@ def grant_tokens_drop(*, grants: Iterable[Grant], reason: str) -> int:
         last_error=reason,
         last_error_at=now,
         updated_at=now,
+        health=Health.NEEDS_REAUTHORIZATION.value,
+        health_reason="grant.not_authorized",
+        health_hint=reason,
+        health_since=now,
+        next_refresh_at=None,
+        refresh_claimed_by="",
     )
     return len(held)
 

@@ -21,9 +21,16 @@ from mailgrant.common.audit import (
     audit_write,
 )
 from mailgrant.common.errors import NeedsAdmin, PeerFailed, ServiceError
-from mailgrant.oauth import protocol
-from mailgrant.oauth.broker import grant_cached_token, tokens_usable
-from mailgrant.oauth.models import Grant
+from mailgrant.common.health import Reason, backoff_seconds, reason_of
+from mailgrant.common.metrics import REFRESH_SECONDS, REFRESHES
+from mailgrant.oauth import protocol, schedule
+from mailgrant.oauth.broker import grant_cached_token, grant_used, tokens_usable
+from mailgrant.oauth.health import (
+    reason_is_the_clients,
+    reason_stops_refresh,
+    refresh_failure_reason,
+)
+from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.protocol import ProviderError, TokenSet
 from mailgrant.oauth.selectors import (
     EndpointsMissing,
@@ -31,9 +38,12 @@ from mailgrant.oauth.selectors import (
     oauth_client_endpoints,
     oauth_client_http,
 )
-from mailgrant.providers import get_provider
 
 log = logging.getLogger(__name__)
+
+# Transient failures are retried after backoff_seconds(failures, base, cap).
+RETRY_BASE_SECONDS = 30.0
+RETRY_CAP_SECONDS = 3600.0
 
 
 def _is_fresh(grant: Grant, tokens: TokenSet | None, min_valid_seconds: float) -> bool:
@@ -51,7 +61,9 @@ def access_token_for(*, grant: Grant, min_valid_seconds: float = 0) -> TokenSet:
     cached = grant_cached_token(grant_id=grant.pk, min_valid_seconds=min_valid_seconds)
     if cached is not None:
         return cached.tokens
-    return _access_token_refreshed(grant_id=grant.pk, min_valid_seconds=min_valid_seconds)[0]
+    tokens = _access_token_refreshed(grant_id=grant.pk, min_valid_seconds=min_valid_seconds)[0]
+    grant_used(grant_id=grant.pk, tokens=tokens)
+    return tokens
 
 
 def access_token_issue(*, grant_id: int, min_valid_seconds: float = 0, actor: Actor) -> TokenSet:
@@ -65,6 +77,7 @@ def access_token_issue(*, grant_id: int, min_valid_seconds: float = 0, actor: Ac
             grant_id=grant_id, min_valid_seconds=min_valid_seconds
         )
         grant_name = str(grant)
+        grant_used(grant_id=grant_id, tokens=tokens)
     audit_write(
         actor=actor,
         action=AuditAction.GRANT_TOKEN_ISSUED,
@@ -99,7 +112,13 @@ def _access_token_refreshed(*, grant_id: int, min_valid_seconds: float) -> tuple
 
 
 def grant_refresh(
-    *, grant: Grant, force: bool = True, min_valid_seconds: float = 0, actor: Actor = SYSTEM
+    *,
+    grant: Grant,
+    force: bool = True,
+    min_valid_seconds: float = 0,
+    actor: Actor = SYSTEM,
+    trigger: str = "demand",
+    due_at: datetime | None = None,
 ) -> Grant:
     """Refresh `grant`'s tokens at the provider, once, however many callers ask at once.
 
@@ -107,7 +126,13 @@ def grant_refresh(
     with no transaction open, and writes the outcome in a short transaction that ends the
     lease. A caller that finds the lease taken waits for it and reads the grant again: it
     finds the fresh token and does not spend the (rotated) refresh token a second time. A
-    lease whose holder died runs out, and the next caller takes it."""
+    lease whose holder died runs out, and the next caller takes it.
+
+    `due_at` is the worker's claim (Grant.next_refresh_at as the claim set it): when the grant
+    no longer has it once the lease is taken, another worker or a caller refreshed (or
+    rescheduled) the grant meanwhile, and this refresh is skipped. `trigger` (demand, ahead,
+    keepalive; "scheduled": ahead or keepalive as the grant's use says) labels the refresh in
+    the metrics."""
     lease = refresh_lease_seconds()
     gave_up_at = time.monotonic() + lease + 5
     while True:
@@ -121,13 +146,22 @@ def grant_refresh(
                 transient=True,
             )
         time.sleep(LEASE_POLL_SECONDS)
+    ended = False  # the lease ended with the outcome's write
     try:
         grant = Grant.objects.select_related("client").get(pk=grant.pk)
+        if due_at is not None and grant.next_refresh_at != due_at:
+            return grant
         tokens = grant.tokens()
+        if trigger == "scheduled":
+            used = tokens is not None and schedule.in_use(
+                tokens=tokens, last_used_at=grant.last_used_at, now=timezone.now()
+            )
+            trigger = "ahead" if used else "keepalive"
         if not force and _is_fresh(grant, tokens, min_valid_seconds):
             return grant
         _check_refreshable(grant, tokens)
         assert tokens is not None and tokens.refresh_token
+        started = time.monotonic()
         try:
             token_url = oauth_client_endpoints(client=grant.client).token_url
             log.debug("Refreshing grant %s (%s) at %s", grant.pk, grant.account, token_url)
@@ -139,13 +173,39 @@ def grant_refresh(
             )
         except (ProviderError, EndpointsMissing) as exc:
             with transaction.atomic():
-                failure = _refresh_failed(grant=grant, exc=exc, actor=actor)
+                failure, outcome = _refresh_failed(grant=grant, exc=exc, actor=actor)
+            ended = True
+            _count(outcome, trigger, started)
             raise failure from None
         with transaction.atomic():
             _refresh_succeeded(grant=grant, tokens=new.after_refresh(tokens), actor=actor)
+        ended = True
+        _count("ok", trigger, started)
         return grant
     finally:
-        Grant.objects.filter(pk=grant.pk, refreshing_until=until).update(refreshing_until=None)
+        if not ended:
+            Grant.objects.filter(pk=grant.pk, refreshing_until=until).update(refreshing_until=None)
+
+
+def _count(outcome: str, trigger: str, started: float) -> None:
+    REFRESHES.labels(outcome=outcome, trigger=trigger).inc()
+    REFRESH_SECONDS.labels(outcome=outcome).observe(time.monotonic() - started)
+
+
+def grant_refresh_claimed(*, grant_id: int, due_at: datetime, actor: Actor) -> str:
+    """The worker's refresh of a grant it claimed (oauth.jobs.grants_refresh_due): ahead of
+    expiry when the grant is in use, else to keep it alive. The outcome (ok, or the
+    failure's code) is recorded on the grant by grant_refresh; it is returned for the worker's
+    log."""
+    try:
+        grant_refresh(
+            grant=Grant(pk=grant_id), force=True, actor=actor, trigger="scheduled", due_at=due_at
+        )
+    except Grant.DoesNotExist:
+        return "gone"
+    except ServiceError as exc:
+        return exc.code
+    return "ok"
 
 
 def refresh_lease_seconds() -> float:
@@ -171,67 +231,134 @@ def grant_refresh_lease_take(*, grant_id: int, seconds: float) -> datetime | Non
 
 
 def _check_refreshable(grant: Grant, tokens: TokenSet | None) -> None:
+    """Raise NeedsAdmin (and record the grant's health, with no refresh scheduled) when the
+    grant cannot be refreshed as it stands: nothing reaches the provider then."""
+    problem: tuple[str, str, str] | None = None
     if not grant.client.is_enabled:
-        raise NeedsAdmin(f"Client {grant.client.name} is disabled.", code="client_disabled")
-    if grant.state == Grant.State.REAUTHORIZATION_REQUIRED:
-        raise NeedsAdmin(
+        problem = (f"Client {grant.client.name} is disabled.", "client_disabled", "client.disabled")
+    elif grant.state == Grant.State.REAUTHORIZATION_REQUIRED:
+        problem = (
             f"Grant {grant} needs to be validated again: {grant.last_error}",
-            code="reauthorization_required",
+            "reauthorization_required",
+            grant.health_reason
+            if grant.health_reason.startswith("refresh.")
+            else "refresh.invalid_grant",
         )
-    if tokens is None:
-        raise NeedsAdmin(
+    elif grant.state == Grant.State.ERROR and reason_stops_refresh(reason_of(grant.health_reason)):
+        problem = (
+            f"Grant {grant} cannot be refreshed until its client is fixed: {grant.last_error}",
+            "provider_error",
+            grant.health_reason,
+        )
+    elif tokens is None:
+        problem = (
             f"Client {grant.client.name} is not authorized yet: press Validate.",
-            code="not_authorized",
+            "not_authorized",
+            "grant.not_authorized",
         )
-    if not tokens.refresh_token:
-        raise NeedsAdmin(
+    elif not tokens.refresh_token:
+        problem = (
             f"Grant {grant} has no refresh token: validate it again (with offline access).",
-            code="reauthorization_required",
+            "reauthorization_required",
+            "refresh.no_refresh_token",
         )
+    if problem is None:
+        return
+    message, code, reason_code = problem
+    reason = reason_of(reason_code)
+    now = timezone.now()
+    changed = grant.health_set(
+        health=reason.health,
+        reason=reason.code,
+        hint=grant.health_hint if reason.code == grant.health_reason else reason.hint,
+        now=now,
+    )
+    if grant.next_refresh_at is not None or grant.refresh_claimed_by:
+        grant.next_refresh_at = None
+        grant.refresh_claimed_by = ""
+        changed += ["next_refresh_at", "refresh_claimed_by"]
+    if changed:
+        grant.save(update_fields=changed)
+    raise NeedsAdmin(message, code=code)
 
 
 def _refresh_succeeded(*, grant: Grant, tokens: TokenSet, actor: Actor) -> None:
+    now = timezone.now()
     grant.token_set = tokens.to_dict()  # type: ignore[assignment]
     grant.expires_at = tokens.expiry
     grant.scope = tokens.scope or grant.scope
     grant.state = Grant.State.AUTHORIZED
-    grant.last_refresh_at = timezone.now()
+    grant.last_refresh_at = now
     grant.refresh_count += 1
     grant.last_error = ""
     grant.last_error_at = None
     grant.refreshing_until = None
+    grant.health_succeeded(now=now)
+    grant.next_refresh_at = schedule.next_refresh_at(
+        tokens=tokens, last_used_at=grant.last_used_at, now=now
+    )
+    grant.refresh_claimed_by = ""
     grant.save()
     audit_record(actor=actor, target=grant, action=AuditAction.GRANT_REFRESHED)
     log.info("Refreshed grant %s (%s); valid until %s", grant.pk, grant.account, grant.expires_at)
 
 
-def _refresh_failed(*, grant: Grant, exc: Exception, actor: Actor) -> ServiceError:
+def _refresh_failed(*, grant: Grant, exc: Exception, actor: Actor) -> tuple[ServiceError, str]:
+    """Record the failure on the grant (state, health, when to try again) and its audit row;
+    the error to raise and the metrics' outcome (refused, failed)."""
     error: ServiceError
+    now = timezone.now()
+    reason: Reason
     if isinstance(exc, EndpointsMissing):
+        reason, hint = reason_of("client.endpoints_missing"), ""
         error = NeedsAdmin(str(exc), code="endpoints_missing")
         state = Grant.State.ERROR
-    elif isinstance(exc, ProviderError) and exc.needs_reauthorization:
-        error = NeedsAdmin(
-            f"The provider refused the refresh token ({exc.message}): validate again.",
-            code="reauthorization_required",
-        )
-        state = Grant.State.REAUTHORIZATION_REQUIRED
     elif isinstance(exc, ProviderError):
-        hint = get_provider(grant.client.provider).error_hint(exc.aadsts, exc.error)
-        hint = f" {hint}" if hint else ""
-        error = PeerFailed(
-            f"The refresh failed ({exc.message}).{hint}",
-            code="provider_unreachable" if exc.transient else "provider_error",
-            transient=exc.transient,
-        )
-        # A passing outage leaves the grant authorized: the next call simply tries again.
-        state = Grant.State.AUTHORIZED if exc.transient else Grant.State.ERROR
+        reason, hint = refresh_failure_reason(provider_id=grant.client.provider, exc=exc)
+        words = hint or reason.hint
+        if exc.needs_reauthorization or reason.code.startswith("refresh."):
+            error = NeedsAdmin(
+                f"The provider refused the refresh token ({exc.message}): validate again. {words}",
+                code="reauthorization_required",
+            )
+            state = Grant.State.REAUTHORIZATION_REQUIRED
+        else:
+            error = PeerFailed(
+                f"The refresh failed ({exc.message}). {words}",
+                code="provider_unreachable" if exc.transient else "provider_error",
+                transient=exc.transient,
+            )
+            # A passing outage leaves the grant authorized: the next call simply tries again.
+            state = Grant.State.AUTHORIZED if exc.transient else Grant.State.ERROR
     else:  # pragma: no cover - defensive
         raise exc
     grant.state = state
     grant.last_error = error.message
-    grant.last_error_at = timezone.now()
-    grant.save(update_fields=["state", "last_error", "last_error_at", "updated_at"])
+    grant.last_error_at = now
+    changed = grant.health_failed(reason=reason, hint=hint, now=now)
+    if reason_stops_refresh(reason):
+        grant.next_refresh_at = None
+    else:
+        delay = backoff_seconds(
+            grant.consecutive_failures, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS
+        )
+        grant.next_refresh_at = now + timedelta(seconds=delay)
+    grant.refresh_claimed_by = ""
+    grant.refreshing_until = None
+    grant.save(
+        update_fields=[
+            "refreshing_until",
+            "state",
+            "last_error",
+            "last_error_at",
+            "updated_at",
+            "next_refresh_at",
+            "refresh_claimed_by",
+            *changed,
+        ]
+    )
+    if reason_is_the_clients(reason):
+        _client_failed(client=grant.client, reason=reason, hint=hint, now=now)
     audit_record(
         actor=actor,
         target=grant,
@@ -240,4 +367,16 @@ def _refresh_failed(*, grant: Grant, exc: Exception, actor: Actor) -> ServiceErr
         message=error.message,
     )
     log.warning("Refresh of grant %s failed: %s", grant.pk, error.message)
-    return error
+    return error, "failed" if reason.transient else "refused"
+
+
+def _client_failed(*, client: OAuthClient, reason: Reason, hint: str, now: datetime) -> None:
+    """The client's own health shows a refusal that is its fault; an expired secret also
+    sets when it expired (at the latest now), for the expiry check to keep."""
+    changed = client.health_failed(reason=reason, hint=hint, now=now)
+    if reason.code == "client.secret_expired" and (
+        client.secret_expires_at is None or client.secret_expires_at > now
+    ):
+        client.secret_expires_at = now
+        changed.append("secret_expires_at")
+    client.save(update_fields=[*changed, "updated_at"])

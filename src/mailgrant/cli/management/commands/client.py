@@ -1,10 +1,12 @@
 import json
-from argparse import ArgumentParser
+from argparse import ArgumentParser, ArgumentTypeError
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from django.core.management.base import CommandError
 
+from mailgrant.cli.management.commands.apikey import _moment
 from mailgrant.cli.output import (
     client_named,
     grant_numbered,
@@ -63,6 +65,7 @@ NOT_TEXT = {
     "user_fields",
     "email_verified_required",
     "allowed_organizations",
+    "secret_expires_at",
 }
 TEXT_FIELDS = [f for f in FIELDS if f not in NOT_TEXT]
 
@@ -157,6 +160,14 @@ class Command(AdminCommand):
         for field in TEXT_FIELDS:
             parser.add_argument(flag_of(field), help=_help(field), metavar="TEXT")
         add_bool_argument(parser, "verify-ssl", "check the provider's TLS certificate")
+        parser.add_argument(
+            "--secret-expires",
+            type=_expiry,
+            metavar="DATE",
+            help="when the client secret expires at the provider (ISO 8601: 2027-01-31, "
+            "midnight in MAILGRANT_TIME_ZONE, or 2027-01-31T12:00+01:00; '' for unknown): "
+            "health warning 30 days before, failing once passed",
+        )
         parser.add_argument("--user-fields", metavar="JSON", help=_help("user_fields"))
         add_bool_argument(parser, "email-verified-required", _help("email_verified_required"))
         parser.add_argument(
@@ -197,6 +208,8 @@ class Command(AdminCommand):
                     "provider": client.provider,
                     "type": client.type,
                     "status": client.status,
+                    "health": client.health,
+                    "secret_expires_at": client.secret_expires_at,
                     "grant_state": grant.state if grant else "unauthorized",
                     "account": grant.account if grant else "",
                     "expires_at": grant.expires_at if grant else None,
@@ -208,13 +221,21 @@ class Command(AdminCommand):
         for row in rows:
             self.stdout.write(
                 f"{row['name']:30} {row['provider']:8} {row['type']:8} "
-                f"{row['status']:9} {row['grant_state']:25} {row['account']}"
+                f"{row['status']:9} {row['health']:22} {row['grant_state']:25} {row['account']}"
+                + (
+                    f" (secret expires {row['secret_expires_at']:%Y-%m-%d})"
+                    if row["secret_expires_at"]
+                    else ""
+                )
             )
 
     def _show(self, o: dict[str, Any]) -> None:
         client = client_named(o["name"])
         data = {
             **client_public(client=client),
+            "health": client.health,
+            "health_reason": client.health_reason,
+            "health_hint": client.health_hint,
             "grants": [grant_row(g) for g in grant_list(client=client)],
         }
         if o["json"]:
@@ -234,6 +255,8 @@ class Command(AdminCommand):
 
     def _given_fields(self, o: dict[str, Any], client: OAuthClient | None = None) -> dict[str, Any]:
         data = {f: o[f] for f in FIELDS if o.get(f) is not None}
+        if o.get("secret_expires") is not None:
+            data["secret_expires_at"] = o["secret_expires"] or None
         if "user_fields" in data:
             data["user_fields"] = _user_fields(data["user_fields"])
         if "allowed_organizations" in data:
@@ -353,3 +376,15 @@ def _user_fields(text: str) -> dict[str, str]:
             "Invalid: user_fields: expected a JSON object of user field to claim name."
         )
     return value
+
+
+def _expiry(text: str) -> datetime | str:
+    """--secret-expires: a moment, or "" for none."""
+    if not text.strip():
+        return ""
+    try:
+        return _moment(text)
+    except ArgumentTypeError:
+        raise ArgumentTypeError(
+            f"not an ISO 8601 date: {text!r} (e.g. 2027-01-31, or '' for unknown)"
+        ) from None
