@@ -19,8 +19,18 @@ from django.utils import timezone
 from mailgrant.common.jobs import InlineContext, JobContext
 from mailgrant.directory.jobs import ldap_directories_sync_due
 from mailgrant.mailboxes.jobs import mailboxes_leases_renew, mailboxes_poll_due
-from mailgrant.oauth.jobs import authorizations_purge_due
-from mailgrant.worker.runtime import BackgroundService, Job, LeaseRenewal, WorkerRuntime
+from mailgrant.oauth.jobs import (
+    authorizations_purge_due,
+    clients_check_secret_expiry,
+    grants_refresh_due,
+)
+from mailgrant.worker.runtime import (
+    BackgroundService,
+    Job,
+    LeaseRenewal,
+    WorkerRuntime,
+    worker_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +41,34 @@ def ldap_directories_sync(ctx: JobContext) -> Any:
     return ldap_directories_sync_due(now=ctx.now)
 
 
-# Rounds come as often as work ends; purging (a write) is not needed that often.
-PURGE_EVERY = 60.0
-_purged_at: dict[str, float] = {}
+def at_most_every(seconds: float, job: Job) -> Job:
+    """`job`, run by each worker at most once every `seconds`: rounds come as often as work
+    ends, and a sweep over every row (or a purge, a write) is not needed that often."""
+    last: dict[str, float] = {}
+
+    def throttled(ctx: JobContext) -> Any:
+        now = time.monotonic()
+        if ctx.worker in last and now - last[ctx.worker] < seconds:
+            return None
+        last[ctx.worker] = now
+        return job(ctx)
+
+    throttled.__name__ = job.__name__
+    return throttled
 
 
 def authorizations_purge(ctx: JobContext) -> int:
-    last = _purged_at.get(ctx.worker)
-    if last is not None and time.monotonic() - last < PURGE_EVERY:
-        return 0
-    _purged_at[ctx.worker] = time.monotonic()
     return authorizations_purge_due()
 
 
-JOBS: tuple[Job, ...] = (mailboxes_poll_due, ldap_directories_sync, authorizations_purge)
+# Refreshes first: a round's free slots go to a token about to expire before a late poll.
+JOBS: tuple[Job, ...] = (
+    grants_refresh_due,
+    mailboxes_poll_due,
+    ldap_directories_sync,
+    at_most_every(60, authorizations_purge),
+    at_most_every(60, clients_check_secret_expiry),
+)
 RENEWALS: tuple[LeaseRenewal, ...] = (mailboxes_leases_renew,)
 # Long-lived services beside the rounds (e.g. mailboxes.idle.IdleService), wired in here.
 SERVICES: tuple[Callable[[], BackgroundService], ...] = ()
@@ -63,11 +87,14 @@ def _as_job(job: Callable[..., Any]) -> Job:
     return adapted
 
 
-def run_once(*, jobs: Sequence[Callable[..., Any]] = JOBS, worker: str = "once") -> dict[str, Any]:
+def run_once(
+    *, jobs: Sequence[Callable[..., Any]] = JOBS, worker: str | None = None
+) -> dict[str, Any]:
     """Each job once, in order, its submitted work run at once: a job's result by its name
     (the outcomes of the work it submitted, when it submitted any), or the exception that
     ended it."""
     results: dict[str, Any] = {}
+    worker = worker or worker_name(started=timezone.now())  # its own claims, its own name
     for job in map(_as_job, jobs):
         ctx = InlineContext(worker=worker, now=timezone.now())
         try:
