@@ -1,6 +1,8 @@
 """The `mailgrant` command as a user runs it: a real process, a fresh MAILGRANT_HOME."""
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -96,15 +98,59 @@ def test_serve_uses_the_production_server(tmp_path: Path) -> None:
         assert "granian" in server_processes(server.pid)
         css = httpx.get(f"http://{listen}/static/admin/css/base.css", timeout=5)
         assert css.status_code == 200  # whitenoise serves static files, no collectstatic step
-        pollers = _children(server.pid, "mailgrant.cli poll")
-        assert len(pollers) == 1  # the mailbox poller runs beside the web server
+        workers = _children(server.pid, "mailgrant.cli worker")
+        assert len(workers) == 1  # the background worker runs beside the web server
     finally:
         server.terminate()
         server.wait(timeout=15)
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in pollers) and time.monotonic() < deadline:
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in pollers), "the poller outlived serve"
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "the worker outlived serve"
+
+
+def _serve(home: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    listen = f"127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [MAILGRANT, "serve", *args],
+        env=_env(home, MAILGRANT_LISTEN=listen),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    return server, listen
+
+
+def test_serve_stops_when_told_while_its_web_workers_boot(tmp_path: Path) -> None:
+    """A SIGTERM that lands while granian's workers are still loading the application is
+    swallowed by the handler they inherit from granian's main process: serve stops anyway,
+    the worker that missed it killed after the kill timeout."""
+    assert _run(tmp_path, "migrate", "--noinput").returncode == 0
+    server, _ = _serve(tmp_path, "--no-worker")
+    booting: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not _children(server.pid, "granian") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _children(server.pid, "granian"), "granian started no worker"
+        booting = _children(server.pid, "granian")
+        assert not _children(server.pid, "mailgrant.cli worker")  # --no-worker: none started
+    finally:
+        server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        for pid in [server.pid, *booting]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        pytest.fail("mailgrant serve did not stop on SIGTERM")
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in booting) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in booting)
 
 
 def _children(parent: int, needle: str) -> list[int]:

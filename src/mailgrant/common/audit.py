@@ -72,6 +72,7 @@ class AuditAction(models.TextChoices):
     MAILBOX_UPDATED = "mailbox.updated"
     MAILBOX_DELETED = "mailbox.deleted"
     MAILBOX_FETCHED = "mailbox.fetched"
+    MAILBOX_FETCH_REQUESTED = "mailbox.fetch_requested"
     MAILBOX_SENT = "mailbox.sent"
     MAILBOX_TESTED = "mailbox.tested"
     OAUTH_CLIENT_CREATED = "oauth_client.created"

@@ -38,3 +38,8 @@ BROKER_SECONDS = Histogram(
     "Token broker request latency.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+POLL_LAG = Histogram(
+    "mailgrant_poll_lag_seconds",
+    "How late a mailbox was taken for its poll (claim time minus its next poll time).",
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)

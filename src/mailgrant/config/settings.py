@@ -184,6 +184,11 @@ MAILGRANT_KEEPALIVE = int(os.environ.get("MAILGRANT_KEEPALIVE", str(7 * 24 * 360
 # Mail servers: seconds per network operation; messages per fetch batch (one commit, one sync).
 MAILGRANT_MAIL_TIMEOUT = float(os.environ.get("MAILGRANT_MAIL_TIMEOUT", "30"))
 MAILGRANT_FETCH_BATCH = int(os.environ.get("MAILGRANT_FETCH_BATCH", "200"))
+# How many items (mailbox fetches, refreshes) one worker process works on at once.
+MAILGRANT_WORKER_CONCURRENCY = int(os.environ.get("MAILGRANT_WORKER_CONCURRENCY", "8"))
+# A worker's claim on an item lasts this many seconds unless its heartbeat renews it: a worker
+# that dies loses its claims within it.
+MAILGRANT_WORKER_LEASE = int(os.environ.get("MAILGRANT_WORKER_LEASE", "60"))
 # Where fetched messages are stored (rows hold paths relative to it: move the files with it).
 MAILGRANT_MESSAGE_STORE = Path(
     os.environ.get("MAILGRANT_MESSAGE_STORE", str(MAILGRANT_HOME / "messages"))

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Worker(models.Model):
@@ -22,3 +26,12 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def state(self, *, now: datetime | None = None) -> str:
+        """stopped (it said so), dead (no beat within a lease: its claims have run out or
+        will), or alive."""
+        if self.stopped_at is not None:
+            return "stopped"
+        now = now or timezone.now()
+        lease = timedelta(seconds=max(5, int(settings.MAILGRANT_WORKER_LEASE)))
+        return "alive" if self.beat_at >= now - lease else "dead"

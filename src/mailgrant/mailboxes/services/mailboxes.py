@@ -7,15 +7,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Conflict, Invalid, NeedsAdmin
 from mailgrant.common.validation import model_errors
+from mailgrant.common.wakeup import wakeup_notify
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.selectors import grant_default_for
 from mailgrant.oauth.services.authorization import StartedAuthorization, authorization_start
 from mailgrant.oauth.services.grants import grant_create, grant_tokens_drop
+
+# What the workers are woken about when a mailbox becomes due (common.wakeup).
+MAILBOXES_TOPIC = "mailboxes"
 
 # The usual port of each protocol and security, used when none is given.
 DEFAULT_PORTS = {
@@ -214,7 +219,23 @@ def mailbox_save(
                 if note
             ),
         )
+        if mailbox.enabled and mailbox.direction == Mailbox.Direction.INCOMING:
+            wakeup_notify(MAILBOXES_TOPIC)  # a new or enabled mailbox is fetched at once
     return mailbox
+
+
+def mailbox_fetch_soon(*, mailbox: Mailbox, actor: Actor = SYSTEM) -> None:
+    """Ask the workers to fetch `mailbox` now rather than on its interval ("Fetch now"
+    without waiting for the fetch): it becomes due at once and the workers are woken."""
+    if mailbox.direction != Mailbox.Direction.INCOMING:
+        raise NeedsAdmin("Only incoming mailboxes fetch.", code="config")
+    if not mailbox.enabled:
+        raise NeedsAdmin("The mailbox is disabled: enable it first.", code="disabled")
+    with transaction.atomic():
+        mailbox.next_poll_at = timezone.now()
+        Mailbox.objects.filter(pk=mailbox.pk).update(next_poll_at=mailbox.next_poll_at)
+        audit_record(actor=actor, target=mailbox, action=AuditAction.MAILBOX_FETCH_REQUESTED)
+        wakeup_notify(MAILBOXES_TOPIC)
 
 
 def _server_of(mailbox: Mailbox) -> tuple[str, int | None, str]:

@@ -4,11 +4,13 @@ import os
 import signal
 import subprocess
 import sys
-from argparse import ArgumentParser
+from argparse import SUPPRESS, ArgumentParser
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+WORKERS_KILL_TIMEOUT = 5
 
 
 class Command(BaseCommand):
@@ -23,10 +25,12 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=2)
         parser.add_argument("--blocking-threads", type=int, default=4)
         parser.add_argument(
-            "--no-poll",
+            "--no-worker",
             action="store_true",
-            help="do not poll incoming mailboxes from this process",
+            help="run no background worker beside the web server (run `mailgrant worker` "
+            "elsewhere: on another machine, or as its own service)",
         )
+        parser.add_argument("--no-poll", dest="no_worker", action="store_true", help=SUPPRESS)
 
     def handle(
         self,
@@ -34,7 +38,7 @@ class Command(BaseCommand):
         listen: str,
         workers: int,
         blocking_threads: int,
-        no_poll: bool,
+        no_worker: bool,
         **options: Any,
     ) -> None:
         host, sep, port = listen.rpartition(":")
@@ -59,24 +63,30 @@ class Command(BaseCommand):
             "--blocking-threads",
             str(blocking_threads),
             "--no-ws",
+            # A worker that missed the stop (a SIGTERM that lands while it is still booting
+            # is taken by the handler it inherited, and granian then joins it forever) is
+            # killed after this many seconds; whatever it was doing is crash-safe.
+            "--workers-kill-timeout",
+            str(WORKERS_KILL_TIMEOUT),
             "mailgrant.config.wsgi:application",
         ]
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailgrant.config.settings")
-        if not no_poll:
-            _start_poller()
+        if not no_worker:
+            _start_worker()
         # Replace this process: signals (Ctrl-C, SIGTERM) go straight to granian.
         os.execv(sys.executable, argv)  # noqa: S606
 
 
-def _start_poller() -> None:
-    """The mailbox poller, as a child that dies with this process (which becomes granian)."""
+def _start_worker() -> None:
+    """The background worker, as a child that dies with this process (which becomes
+    granian)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
     def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
     subprocess.Popen(
-        [sys.executable, "-m", "mailgrant.cli", "poll"],
+        [sys.executable, "-m", "mailgrant.cli", "worker"],
         preexec_fn=die_with_parent,
         stdin=subprocess.DEVNULL,
     )
