@@ -13,6 +13,7 @@ until a fetch has started after it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -152,6 +153,8 @@ class IdleService:
         self._blocked.clear()
         loop, self._loop = self._loop, None
         if loop is not None:
+            with contextlib.suppress(Exception):  # stopping goes on whatever a watch did
+                asyncio.run_coroutine_threadsafe(_drain(), loop).result(timeout=30)
             loop.call_soon_threadsafe(loop.stop)
             if self._thread is not None:
                 self._thread.join(timeout=30)
@@ -256,6 +259,15 @@ class IdleService:
             _make_due(pk, now)
         if again:
             self._wake()
+
+
+async def _drain() -> None:
+    """Cancel every watch and let each close its connection; then the database threads end."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_default_executor()
 
 
 def _make_due(pk: int, now: datetime) -> None:
