@@ -88,6 +88,9 @@ class IdleService:
         # Leased but not watched: the login cannot succeed (a grant to authorize again).
         self._blocked: dict[int, tuple[Any, ...]] = {}
         self._arrivals: dict[int, datetime] = {}
+        # Arrivals not yet written (on the loop only), and the task writing them.
+        self._due: set[int] = set()
+        self._marker: asyncio.Task[None] | None = None
         self._lock = threading.Lock()
 
     # --- the runtime's protocol ------------------------------------------------------------
@@ -216,21 +219,34 @@ class IdleService:
         )
 
     async def _on_event(self, event: IdleEvent) -> None:
+        """Runs on the loop and returns at once: the watcher goes on reading while the
+        arrival is written (all arrivals since the last write in one UPDATE)."""
         if event.kind in ("changed", "exists"):
-            await asyncio.to_thread(self._arrived, event.key)
+            self._due.add(event.key)
+            if self._marker is None or self._marker.done():
+                self._marker = asyncio.get_running_loop().create_task(self._mark_arrivals())
         elif event.kind == "error":
             log.info("IDLE on mailbox %s: %s", event.key, event.message)
 
     # --- arrivals --------------------------------------------------------------------------
 
-    def _arrived(self, pk: int) -> None:
+    async def _mark_arrivals(self) -> None:
+        while self._due:
+            keys, self._due = self._due, set()
+            try:
+                await asyncio.to_thread(self._arrived, keys)
+            except Exception:  # the next beat makes them due again (they are remembered)
+                log.exception("IDLE: marking %d mailbox(es) due failed", len(keys))
+
+    def _arrived(self, keys: set[int]) -> None:
         """New mail (or a folder changed while nobody watched): due now, and the worker
         woken. Runs in a database thread, never on the loop."""
         now = timezone.now()
         with self._lock:
-            self._arrivals.setdefault(pk, now)
+            for pk in keys:
+                self._arrivals[pk] = now  # the latest: a fetch must begin after it
         try:
-            _make_due(pk, now)
+            _make_due(keys, now)
         finally:
             close_old_connections()
         self._wake()
@@ -255,9 +271,8 @@ class IdleService:
                     del self._arrivals[pk]
             for pk in set(arrivals) - {r[0] for r in rows}:
                 self._arrivals.pop(pk, None)  # deleted
-        for pk in again:
-            _make_due(pk, now)
         if again:
+            _make_due(set(again), now)
             self._wake()
 
 
@@ -270,7 +285,7 @@ async def _drain() -> None:
     await asyncio.get_running_loop().shutdown_default_executor()
 
 
-def _make_due(pk: int, now: datetime) -> None:
-    Mailbox.objects.filter(pk=pk, enabled=True).filter(
+def _make_due(keys: set[int], now: datetime) -> None:
+    Mailbox.objects.filter(pk__in=keys, enabled=True).filter(
         Q(next_poll_at__isnull=True) | Q(next_poll_at__gt=now)
     ).update(next_poll_at=now)
