@@ -24,6 +24,9 @@ class IdleDovecot(DovecotServer):
 default_process_limit = 2000
 default_client_limit = 4000
 mail_max_userip_connections = 2000
+# An IDLE session past the machine's inotify instances (128 a user by default) checks its
+# Maildir on this interval instead of being told at once.
+mailbox_idle_check_interval = 1 secs
 """
         )
 
