@@ -73,12 +73,14 @@ class _Scripted:
 
 @dataclass
 class RefusingImap(_Scripted):
+    caps: str = "IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 IDLE"
+
     def _session(self, rfile: Any, wfile: Any) -> None:
         def say(*lines: str) -> None:
             wfile.write("".join(f"{line}\r\n" for line in lines).encode())
             wfile.flush()
 
-        caps = "IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 IDLE"
+        caps = self.caps
         say(f"* OK [CAPABILITY {caps}] The Microsoft Exchange IMAP4 service is ready.")
         while line := rfile.readline():
             text = line.decode("utf-8", "replace").rstrip("\r\n")

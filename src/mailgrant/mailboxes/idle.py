@@ -191,7 +191,7 @@ class IdleService:
         self._blocked.pop(pk, None)
         watch = self._watches.pop(pk, None)
         if watch is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(watch.task.cancel)
+            self._loop.call_soon_threadsafe(watch.watcher.stop)
 
     def _target(self, mailbox: Mailbox) -> IdleTarget:
         """What the watcher needs: a login that fails here when it cannot succeed; a token

@@ -23,6 +23,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from mailgrant.mailboxes.protocol import sasl
 from mailgrant.mailboxes.protocol.imap import folder_name_encode
@@ -40,6 +41,7 @@ from mailgrant.mailboxes.protocol.transport import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # RFC 2177: servers may drop an IDLE client after 30 minutes of inactivity, so a client
 # re-issues IDLE at least every 29.
@@ -136,7 +138,7 @@ class _Connection:
         if endpoint.security not in (SSL, STARTTLS, NONE):
             raise MailError("protocol", f"Unknown security {endpoint.security!r}.")
         try:
-            reader, writer = await asyncio.wait_for(
+            reader, writer = await _within(
                 asyncio.open_connection(
                     endpoint.host,
                     endpoint.port,
@@ -157,7 +159,7 @@ class _Connection:
             if endpoint.security == STARTTLS:
                 await conn.command("STARTTLS")
                 try:
-                    await asyncio.wait_for(
+                    await _within(
                         writer.start_tls(endpoint.ssl_context(), server_hostname=endpoint.host),
                         endpoint.timeout,
                     )
@@ -193,7 +195,7 @@ class _Connection:
     async def line_within(self, wait: float) -> bytes | None:
         """One response line, or None when none began within `wait` seconds."""
         try:
-            data = await asyncio.wait_for(self.reader.readline(), wait)
+            data = await _within(self.reader.readline(), wait)
         except TimeoutError:
             return None
         except ValueError:  # a line beyond the reader's limit
@@ -216,8 +218,8 @@ class _Connection:
                 if size > MAX_LITERAL:
                     raise MailError("protocol", f"The server announced a {size}-byte literal.")
                 rest = self.endpoint.timeout
-                data += await asyncio.wait_for(self.reader.readexactly(size), rest)
-                data += await asyncio.wait_for(self.reader.readline(), rest)
+                data += await _within(self.reader.readexactly(size), rest)
+                data += await _within(self.reader.readline(), rest)
         except TimeoutError:
             raise MailError(
                 "protocol", "The server stopped inside a reply.", transient=True
@@ -236,7 +238,7 @@ class _Connection:
         data = text.encode() if isinstance(text, str) else text
         try:
             self.writer.write(data + b"\r\n")
-            await asyncio.wait_for(self.writer.drain(), self.endpoint.timeout)
+            await _within(self.writer.drain(), self.endpoint.timeout)
         except OSError as exc:
             raise MailError(
                 "protocol", f"Cannot write to the server: {exc}", transient=True
@@ -306,9 +308,18 @@ class IdleWatcher:
         self.stats = IdleStats()
         self.last_look: FolderLook | None = None
         self._rng = rng or random.Random()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def stop(self) -> None:
+        """End the watch (on the loop's thread): its connection is closed."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
 
     async def run(self) -> None:
-        while True:
+        self._task = asyncio.current_task()  # type: ignore[assignment]
+        while not self._stopping:
             try:
                 await self._session()
             except asyncio.CancelledError:
@@ -449,7 +460,7 @@ class IdleWatcher:
                 if line.startswith(tag.encode() + b" "):
                     raise MailError("protocol", f"The server refused IDLE: {_text(line)}")
                 exists = await self._untagged(line, exists)
-            while (left := stop_at - time.monotonic()) > 0:
+            while not self._stopping and (left := stop_at - time.monotonic()) > 0:
                 waited = await conn.line_within(left)
                 if waited is None:
                     break
@@ -481,6 +492,14 @@ class IdleWatcher:
                 "protocol", f"The server ended the session: {_text(line)}", transient=True
             )
         return exists
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """`awaitable`, or TimeoutError after `seconds`. asyncio.timeout rather than wait_for:
+    Python 3.11's wait_for can swallow a cancellation that comes as the awaitable finishes,
+    and a watcher told to stop must stop."""
+    async with asyncio.timeout(seconds):
+        return await awaitable
 
 
 def _quoted(value: str) -> str:
