@@ -25,7 +25,7 @@ from mailgrant.mailboxes.idle import DATABASE_THREADS, IdleService
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.protocol.idle import IdleSettings
 from mailgrant.mailboxes.services.fetch import mailbox_fetch
-from mailgrant.mailboxes.services.mailboxes import mailbox_save
+from mailgrant.mailboxes.services.mailboxes import mailbox_save, mailbox_update
 from tests.conftest import DOVECOT_CLIENT
 from tests.servers.dovecot import PASSWORD_USERS
 from tests.servers.dovecot_idle import IdleDovecot
@@ -207,3 +207,20 @@ def test_fifty_mailboxes_on_one_thread_each_watched_by_one_worker(own_dovecot) -
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_refused_login_rests_until_the_mailbox_is_fixed(own_dovecot, service) -> None:
+    user = "quinn@example.test"
+    mailbox = _idle_mailbox(own_dovecot, user, "a-wrong-password")
+    runtime = Runtime(service)
+    runtime.until("refused and resting", lambda: service.beat(now=timezone.now())["idle_refused"])
+    assert mailbox.pk not in service.watching()  # not tried again every few minutes
+    assert service.beat(now=timezone.now())["idle_refused"] == 1
+    assert Mailbox.objects.get(pk=mailbox.pk).idle_by == "worker-1"  # its lease kept meanwhile
+    mailbox.refresh_from_db()
+    mailbox_update(mailbox=mailbox, values={}, password=PASSWORD_USERS[user])
+    Mailbox.objects.filter(pk=mailbox.pk).update(next_poll_at=timezone.now() + timedelta(hours=1))
+    runtime.until(
+        "watched again once fixed",
+        lambda: mailbox.pk in service.watching() and service.watching()[mailbox.pk].stats.connected,
+    )

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,13 +32,15 @@ from mailgrant.common.claims import claims_release, claims_take
 from mailgrant.common.errors import ServiceError
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.idle import IdleEvent, IdleSettings, IdleTarget, IdleWatcher
-from mailgrant.mailboxes.protocol.transport import TokenLogin
+from mailgrant.mailboxes.protocol.transport import AuthRefused, TokenLogin
 from mailgrant.mailboxes.services.login import mailbox_endpoint, mailbox_login
 from mailgrant.oauth.services.tokens import access_token_for
 
 log = logging.getLogger(__name__)
 
 BY, UNTIL = "idle_by", "idle_until"
+# How long a watch refused for good (a wrong password, a grant to authorize again) rests.
+REFUSED_REST_SECONDS = 600.0
 # Threads the watches' database and token work runs in, off the event loop.
 DATABASE_THREADS = 4
 
@@ -87,6 +90,11 @@ class IdleService:
         self._watches: dict[int, _Watch] = {}
         # Leased but not watched: the login cannot succeed (a grant to authorize again).
         self._blocked: dict[int, tuple[Any, ...]] = {}
+        # Leased, and refused by the server or the provider for good: not tried again with
+        # IDLE until the mailbox changes or REFUSED_REST_SECONDS pass (the poll, on its
+        # interval, says what is wrong meanwhile). Written on the loop, read by beat.
+        self._refused: set[int] = set()
+        self._resting: dict[int, tuple[float, tuple[Any, ...]]] = {}
         self._arrivals: dict[int, datetime] = {}
         # Arrivals not yet written (on the loop only), and the task writing them.
         self._due: set[int] = set()
@@ -109,12 +117,19 @@ class IdleService:
         """Renew this worker's IDLE leases and take free ones; start and stop watchers to
         match; make due again what arrived and has not been fetched since. Its activity."""
         until = now + timedelta(seconds=self.lease_seconds)
-        ours = set(self._watches) | set(self._blocked)
+        with self._lock:
+            refused, self._refused = self._refused, set()
+        for pk in refused:
+            watch = self._watches.pop(pk, None)
+            if watch is not None:
+                self._resting[pk] = (time.monotonic() + REFUSED_REST_SECONDS, watch.version)
+        ours = set(self._watches) | set(self._blocked) | set(self._resting)
         mine = mailboxes_idle().filter(pk__in=ours, idle_by=self.worker)
         mine.update(idle_until=until)
         kept = set(mine.filter(idle_until=until).values_list("pk", flat=True))
         for pk in ours - kept:  # lost its lease, disabled, or no longer IDLE
             self._unwatch(pk)
+            self._resting.pop(pk, None)
         claims_release(Mailbox, worker=self.worker, ids=ours - kept, by_field=BY, until_field=UNTIL)
         room = self.capacity - len(kept)
         taken = claims_take(
@@ -138,6 +153,10 @@ class IdleService:
             watch = self._watches.get(pk)
             if watch is not None and watch.version == versions.get(pk):
                 continue
+            resting = self._resting.get(pk)
+            if resting and resting[1] == versions.get(pk) and time.monotonic() < resting[0]:
+                continue
+            self._resting.pop(pk, None)
             self._unwatch(pk)  # new, changed, or blocked: (re)start it
             self._watch(pk, versions.get(pk, ()))
         self._arrivals_check(now=now)
@@ -147,13 +166,15 @@ class IdleService:
             "idle_connected": sum(1 for s in stats if s.connected),
             "idle_failing": sum(1 for s in stats if s.consecutive_failures),
             "idle_blocked": len(self._blocked),
+            "idle_refused": len(self._resting),
         }
 
     def stop(self) -> None:
-        ids = set(self._watches) | set(self._blocked)
+        ids = set(self._watches) | set(self._blocked) | set(self._resting)
         for pk in list(self._watches):
             self._unwatch(pk)
         self._blocked.clear()
+        self._resting.clear()
         loop, self._loop = self._loop, None
         if loop is not None:
             with contextlib.suppress(Exception):  # stopping goes on whatever a watch did
@@ -227,6 +248,14 @@ class IdleService:
                 self._marker = asyncio.get_running_loop().create_task(self._mark_arrivals())
         elif event.kind == "error":
             log.info("IDLE on mailbox %s: %s", event.key, event.message)
+            error = event.error
+            refused = isinstance(error, AuthRefused | ServiceError) and not error.transient
+            watch = self._watches.get(event.key)
+            if refused and watch is not None:
+                # the same login again would be refused again: not every few minutes
+                watch.watcher.stop()
+                with self._lock:
+                    self._refused.add(event.key)
 
     # --- arrivals --------------------------------------------------------------------------
 
