@@ -197,23 +197,31 @@ def test_a_stopped_server_backs_off_the_others_fetch_and_it_recovers_alone(dovec
 # --- states that need an administrator ---------------------------------------------------------
 
 
-def test_a_grant_to_reauthorize_contacts_neither_server_nor_provider(
-    oidc, make_mailbox, mail_grant
+def test_a_grant_to_reauthorize_contacts_nobody_and_recovers_once_authorized(
+    oidc, dovecot, make_mailbox, mail_grant, validate_headless
 ) -> None:
-    mailbox = make_mailbox(grant=mail_grant, username=mail_grant.account, port=_closed_port())
+    mailbox = make_mailbox(grant=mail_grant, username=mail_grant.account)
     Grant.objects.filter(pk=mail_grant.pk).update(
         state=Grant.State.REAUTHORIZATION_REQUIRED, last_error="invalid_grant (revoked)"
     )
-    before = oidc.stats()
+    before, logins = oidc.stats(), dovecot.log.count("imap-login:")
     mailbox = _fetch(Mailbox.objects.select_related("grant").get(pk=mailbox.pk))
-    # a connection attempt would have been connect.refused: it failed before connecting
     assert (mailbox.health, mailbox.health_reason) == (
         "needs_reauthorization",
         "grant.needs_reauthorization",
     )
-    assert "press Authorize" in mailbox.health_hint
+    assert "press Authorize" in mailbox.health_hint and "invalid_grant" in mailbox.last_error
+    # it failed before connecting anywhere: neither the provider nor Dovecot saw it
     assert oidc.stats() == before
+    assert dovecot.log.count("imap-login:") == logins
     assert mailbox.next_poll_at - mailbox.last_fetch_at == timedelta(seconds=300)
+
+    validate_headless(mail_grant.client)  # the account authorizes again
+    mailbox = Mailbox.objects.select_related("grant").get(pk=mailbox.pk)
+    mailbox_fetch(mailbox=mailbox)  # its next poll
+    mailbox.refresh_from_db()
+    assert (mailbox.health, mailbox.health_reason, mailbox.consecutive_failures) == ("ok", "", 0)
+    assert dovecot.log.count("imap-login:") > logins  # (a login is logged: the count means it)
 
 
 def test_disabled_is_a_health_and_enabling_starts_afresh(dovecot) -> None:
