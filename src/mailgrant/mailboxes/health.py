@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from mailgrant.common.errors import ServiceError
 from mailgrant.common.health import Health, Reason, reason_of, reason_register
 from mailgrant.mailboxes.protocol.transport import AuthRefused, MailError
+from mailgrant.oauth import health as _oauth_health  # noqa: F401  # grant.*, client.* reasons
 
 _AUTH_REFUSED_HINT = (
     "The {server} server refused the login. With a password: check the user name and the "
@@ -90,20 +91,10 @@ reason_register(
         "the mail server for it.",
     ),
     Reason(
-        "grant.not_authorized",
-        Health.NEEDS_REAUTHORIZATION,
-        "The mailbox's OAuth client has no authorized account yet: press Authorize.",
-    ),
-    Reason(
         "grant.refresh_failed",
         Health.FAILING,
         "The provider refused to refresh the token: the grant's last error says why. "
         "mailgrant tries again on the interval.",
-    ),
-    Reason(
-        "client.disabled",
-        Health.DISABLED,
-        "The mailbox's OAuth client is disabled: enable the client to use the mailbox again.",
     ),
     Reason(
         "mailbox.disabled",

@@ -34,7 +34,7 @@ from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.idle import IdleEvent, IdleSettings, IdleTarget, IdleWatcher
 from mailgrant.mailboxes.protocol.transport import AuthRefused, TokenLogin
 from mailgrant.mailboxes.services.login import mailbox_endpoint, mailbox_login
-from mailgrant.oauth.services.tokens import access_token_for
+from mailgrant.oauth.services.tokens import access_token_for, grant_refresh
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,11 @@ class IdleService:
             def get_token() -> str:
                 try:
                     tokens = access_token_for(grant=grant, min_valid_seconds=valid_for)
+                    left = (tokens.expires_at or float("inf")) - time.time()
+                    if left < valid_for:
+                        # Good enough for a short call, not for a session that must leave
+                        # before it expires (Exchange ends it then): a fresh one.
+                        tokens = grant_refresh(grant=grant, force=True).tokens() or tokens
                 finally:
                     close_old_connections()
                 expiry["at"] = tokens.expires_at

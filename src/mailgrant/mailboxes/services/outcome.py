@@ -12,6 +12,8 @@ from django.conf import settings
 from mailgrant.common.health import Health, backoff_seconds, reason_of
 from mailgrant.mailboxes.health import Failure
 from mailgrant.mailboxes.models import Mailbox
+from mailgrant.mailboxes.selectors import mailbox_grant
+from mailgrant.oauth.models import Grant
 
 HEALTH_FIELDS = ("health", "health_reason", "health_hint", "health_since", "consecutive_failures")
 # The shortest first wait after a transient failure, for a mailbox polled more often than this.
@@ -56,8 +58,22 @@ def mailbox_health_apply(
     if failure is None:
         changed = mailbox.health_succeeded(now=now)
     else:
-        changed = mailbox.health_failed(reason=failure.reason, hint=failure.hint, now=now)
+        hint = _grant_hint(mailbox) if failure.reason.code in GRANT_REASONS else ""
+        changed = mailbox.health_failed(reason=failure.reason, hint=hint or failure.hint, now=now)
     return {name: getattr(mailbox, name) for name in changed}
+
+
+# A failure that is the grant's: the grant's own hint (its provider's words, e.g. MFA now
+# required, a Testing-status app's 7-day tokens) says more than the mailbox's.
+GRANT_REASONS = ("grant.needs_reauthorization", "grant.refresh_failed")
+
+
+def _grant_hint(mailbox: Mailbox) -> str:
+    grant = mailbox_grant(mailbox=mailbox)
+    if grant is None:
+        return ""
+    hint = Grant.objects.filter(pk=grant.pk).values_list("health_hint", flat=True).first()
+    return f"{hint} For this mailbox: press Authorize on it." if hint else ""
 
 
 def mailbox_health_disabled(*, mailbox: Mailbox, now: datetime) -> list[str]:
