@@ -38,12 +38,12 @@ def ldap_directory_claim(*, directory: LdapDirectory, now: datetime) -> bool:
     return rows.update(next_sync_at=now + timedelta(seconds=CLAIM_SECONDS)) == 1
 
 
-def ldap_directories_sync_due(ctx: JobContext | None = None) -> Any:
+def ldap_directories_sync_due(ctx: JobContext | None = None, *, now: datetime | None = None) -> Any:
     """Claim the directories due (at most the pool's free slots) and submit each sync to the
-    pool. The number submitted; without a context (one inline round: `mailgrant poll
-    --once`), the results of the syncs themselves."""
+    pool. The number submitted; without a context (one inline round as of `now`), the
+    results of the syncs themselves."""
     inline = ctx is None
-    context: JobContext = ctx or InlineContext(worker=WORKER.name, now=timezone.now())
+    context: JobContext = ctx or InlineContext(worker=WORKER.name, now=now or timezone.now())
     slots = context.slots()
     submitted = 0
     if slots > 0:
