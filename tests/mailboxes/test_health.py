@@ -162,9 +162,11 @@ def test_tls_to_a_plaintext_port_is_tls_failed(dovecot) -> None:
 def test_a_stopped_server_backs_off_the_others_fetch_and_it_recovers_alone(dovecot, oidc) -> None:
     client_id, secret = "dovecot-resource-server", "dovecot-introspection-secret"
     introspection = oidc.issuer.replace("http://", f"http://{client_id}:{secret}@")
-    with IdleDovecot(introspection_url=f"{introspection}/token/introspection") as own:
+    url = f"{introspection}/token/introspection"
+    # two private servers: the session's Dovecot keeps its users' INBOXes as other tests expect
+    with IdleDovecot(introspection_url=url) as own, IdleDovecot(introspection_url=url) as up:
         down = _password_mailbox(own.imap_port, name="a-down", poll_interval=10)
-        other = _password_mailbox(dovecot.imap_port, name="b-other", poll_interval=10)
+        other = _password_mailbox(up.imap_port, name="b-other", poll_interval=10)
         mailbox_fetch(mailbox=down)
         own.halt()
         gaps = []
@@ -174,7 +176,7 @@ def test_a_stopped_server_backs_off_the_others_fetch_and_it_recovers_alone(dovec
             assert down.consecutive_failures == failures
             assert "refused the connection" in down.last_error
             gaps.append((down.next_poll_at - down.last_fetch_at).total_seconds())
-            dovecot.deliver(PAT, message(failures, extra="other-keeps-fetching"))
+            up.deliver(PAT, message(failures, extra="other-keeps-fetching"))
             assert mailbox_fetch(mailbox=other).fetched >= 1  # meanwhile the other fetches
         # equal jitter from 30 s (the interval is shorter), doubling: later and later
         assert 15 <= gaps[0] <= 30 <= gaps[1] <= 60 <= gaps[2] <= 120
