@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from mailgrant.common.jobs import InlineContext
 from mailgrant.common.models import AuditEvent
 from mailgrant.directory.jobs import ldap_directories_sync_due, ldap_directory_claim
 from mailgrant.directory.models import DirectoryAccount, LdapDirectory
@@ -38,15 +39,17 @@ def test_a_tick_syncs_due_directories_and_isolates_a_failing_one(make_directory)
     down.refresh_from_db()
     assert "Cannot reach" in down.last_error and down.last_sync_at is not None
 
-    # nothing is due again before its interval, the failed one included (no hammering)
+    # nothing is due again at once, the failed one included (no hammering: it backs off)
     assert ldap_directories_sync_due() == []
-    later = timezone.now() + timedelta(minutes=61)
-    assert {r.directory for r in ldap_directories_sync_due(now=later)} == {"a-down", "b-good"}
+    later = InlineContext(worker="w", now=timezone.now() + timedelta(minutes=61))
+    assert ldap_directories_sync_due(later) == 2
+    assert {r.directory for r in later.results} == {"a-down", "b-good"}
 
 
 def test_a_claimed_directory_is_not_synced_twice(make_directory) -> None:
     directory = make_directory()
     stale = LdapDirectory.objects.get(pk=directory.pk)
+    assert ldap_directories_sync_due(InlineContext(worker="w", now=timezone.now(), capacity=0)) == 0
     assert ldap_directory_claim(directory=directory, now=timezone.now())
     assert not ldap_directory_claim(
         directory=stale, now=timezone.now()

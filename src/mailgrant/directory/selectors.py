@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from mailgrant.common.audit import AuditAction
 from mailgrant.common.fields import reveal
@@ -25,17 +25,14 @@ def ldap_directory_get_by_name(*, name: str) -> LdapDirectory:
     return LdapDirectory.objects.get(name=name)
 
 
-def ldap_directories_due(*, now: datetime) -> list[LdapDirectory]:
-    """Enabled directories with a sync interval whose last sync (or attempt) is that old."""
-    candidates = LdapDirectory.objects.filter(
-        status=LdapDirectory.Status.ENABLED, sync_interval__gt=0
+def ldap_directories_due(*, now: datetime) -> QuerySet[LdapDirectory]:
+    """Enabled directories with a sync interval whose next sync (on the interval, sooner or
+    later after a failure) has come; one never synced is due at once."""
+    return (
+        LdapDirectory.objects.filter(status=LdapDirectory.Status.ENABLED, sync_interval__gt=0)
+        .filter(Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now))
+        .order_by(F("next_sync_at").asc(nulls_first=True), "pk")
     )
-    return [
-        directory
-        for directory in candidates
-        if directory.last_sync_at is None
-        or directory.last_sync_at + timedelta(minutes=directory.sync_interval) <= now
-    ]
 
 
 def ldap_directories_for_login() -> QuerySet[LdapDirectory]:

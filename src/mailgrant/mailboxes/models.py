@@ -114,6 +114,10 @@ class Mailbox(HealthTracked):
     # The worker fetching it now, and until when its claim holds unless renewed (worker).
     claimed_by = models.CharField(max_length=200, blank=True, editable=False)
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # The worker keeping its IDLE connection, and until when its lease holds unless renewed
+    # (mailboxes.idle): one watcher a mailbox, however many workers.
+    idle_by = models.CharField(max_length=200, blank=True, editable=False)
+    idle_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.crypto import VaultError
 from mailgrant.common.errors import Conflict, Invalid
+from mailgrant.common.health import Health
 from mailgrant.common.validation import model_errors
 from mailgrant.directory import ldap
+from mailgrant.directory.health import directory_disabled_reason
 from mailgrant.directory.models import LdapDirectory
 from mailgrant.directory.selectors import (
     USER_FIELDS,
@@ -119,6 +122,7 @@ def ldap_directory_save(
     elif not directory.bind_dn:
         directory.bind_password = None  # anonymous: nothing to keep
     creating = directory.pk is None
+    _health_on_save(directory=directory, password_given=bool(bind_password))
     with transaction.atomic():
         directory.save()
         audit_record(
@@ -130,6 +134,39 @@ def ldap_directory_save(
             message="bind password replaced" if replaced else "",
         )
     return directory
+
+
+# What a sync depends on: a change of one is a fresh start for the directory's health.
+SYNC_FIELDS = (
+    "server_uri",
+    "security",
+    "verify_ssl",
+    "ca_certificate",
+    "bind_dn",
+    "base_dn",
+    "user_filter",
+    "disabled_filter",
+    "sync_interval",
+)
+
+
+def _health_on_save(*, directory: LdapDirectory, password_given: bool) -> None:
+    """Disabled is a health of its own; enabled again, or its connection settings changed, a
+    directory starts afresh (ok, synced at once) rather than waiting out its old backoff."""
+    now = timezone.now()
+    if not directory.is_enabled:
+        reason = directory_disabled_reason()
+        directory.health_set(health=Health.DISABLED, reason=reason.code, hint=reason.hint, now=now)
+        return
+    stored = LdapDirectory.objects.filter(pk=directory.pk).first() if directory.pk else None
+    if stored is None:
+        return
+    changed = password_given or any(
+        getattr(stored, f) != getattr(directory, f) for f in SYNC_FIELDS
+    )
+    if changed or stored.health == Health.DISABLED:
+        directory.health_succeeded(now=now)
+        directory.next_sync_at = None
 
 
 def ldap_directory_delete(*, directory: LdapDirectory, actor: Actor = SYSTEM) -> None:

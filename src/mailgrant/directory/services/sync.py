@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.crypto import VaultError
+from mailgrant.common.health import Reason
 from mailgrant.directory import ldap
+from mailgrant.directory.health import directory_next_sync, directory_reason_of
 from mailgrant.directory.models import DirectoryAccount, LdapDirectory
 from mailgrant.directory.selectors import (
     ldap_directory_attribute_map,
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 
 MAX_CONFLICTS_NAMED = 20
+HEALTH_FIELDS = ("health", "health_reason", "health_hint", "health_since", "consecutive_failures")
 
 
 @dataclass
@@ -82,7 +85,9 @@ def ldap_directory_sync(*, directory: LdapDirectory, actor: Actor = SYSTEM) -> S
         )
     except (ldap.LdapError, VaultError) as exc:
         result.ok, result.error = False, directory_failure_text(exc)
-        _record_failure(directory=directory, result=result, actor=actor)
+        _record_failure(
+            directory=directory, result=result, actor=actor, reason=directory_reason_of(exc)
+        )
         return result
 
     now = timezone.now()
@@ -91,12 +96,17 @@ def ldap_directory_sync(*, directory: LdapDirectory, actor: Actor = SYSTEM) -> S
         # write lock serializes whole transactions anyway).
         LdapDirectory.objects.select_for_update().filter(pk=directory.pk).exists()
         _apply_entries(directory=directory, entries=entries, mapping=mapping, now=now, into=result)
-        directory.last_sync_at = now
-        directory.last_sync_summary = result.summary
-        directory.last_error = ""
-        LdapDirectory.objects.filter(pk=directory.pk).update(
-            last_sync_at=now, last_sync_summary=result.summary, last_error=""
-        )
+        fields = {
+            "last_sync_at": now,
+            "last_sync_summary": result.summary,
+            "last_error": "",
+            "last_success_at": now,
+            "next_sync_at": directory_next_sync(interval_minutes=directory.sync_interval, now=now),
+            **_health_fields(directory=directory, now=now, reason=None),
+        }
+        LdapDirectory.objects.filter(pk=directory.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(directory, name, value)
         audit_record(
             actor=actor,
             target=directory,
@@ -154,12 +164,37 @@ def _apply_entries(
         DirectoryAccount.objects.filter(pk__in=seen_ids[start : start + 500]).update(synced_at=now)
 
 
-def _record_failure(*, directory: LdapDirectory, result: SyncResult, actor: Actor) -> None:
+def _health_fields(*, directory: LdapDirectory, now: datetime, reason: Reason | None) -> dict:
+    """The directory's health after a sync (its health fields read again first: another
+    worker may have counted a failure since it was loaded), as the changed values."""
+    current = LdapDirectory.objects.filter(pk=directory.pk).values(*HEALTH_FIELDS).first()
+    for name, value in (current or {}).items():
+        setattr(directory, name, value)
+    if reason is None:
+        changed = directory.health_succeeded(now=now)
+    else:
+        changed = directory.health_failed(reason=reason, now=now)
+    return {name: getattr(directory, name) for name in changed}
+
+
+def _record_failure(
+    *, directory: LdapDirectory, result: SyncResult, actor: Actor, reason: Reason
+) -> None:
     now = timezone.now()
     with transaction.atomic():
-        LdapDirectory.objects.filter(pk=directory.pk).update(
-            last_sync_at=now, last_sync_summary=result.summary, last_error=result.error
+        fields = {
+            "last_sync_at": now,
+            "last_sync_summary": result.summary,
+            "last_error": result.error,
+            **_health_fields(directory=directory, now=now, reason=reason),
+        }
+        fields["next_sync_at"] = directory_next_sync(
+            interval_minutes=directory.sync_interval,
+            now=now,
+            failures=directory.consecutive_failures,
+            reason=reason,
         )
+        LdapDirectory.objects.filter(pk=directory.pk).update(**fields)
         audit_record(
             actor=actor,
             target=directory,
@@ -167,7 +202,6 @@ def _record_failure(*, directory: LdapDirectory, result: SyncResult, actor: Acto
             outcome="failed",
             message=result.error,
         )
-    directory.last_sync_at = now
-    directory.last_sync_summary = result.summary
-    directory.last_error = result.error
+    for name, value in fields.items():
+        setattr(directory, name, value)
     log.warning("LDAP directory %s: sync failed: %s", directory.name, result.error)

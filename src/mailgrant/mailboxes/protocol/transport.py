@@ -68,13 +68,17 @@ def size_allowance(claimed: int, maximum: int) -> int:
 
 class MailError(Exception):
     """A mail server exchange failed. `kind` is stable (connect, tls, auth, folder, protocol,
-    too_large); `message` is a sentence for the administrator."""
+    too_large); `message` is a sentence for the administrator; `cause` says more where
+    the kind alone does not (connect: refused, timeout, dns), for the health's reason."""
 
-    def __init__(self, kind: str, message: str, *, transient: bool = False) -> None:
+    def __init__(
+        self, kind: str, message: str, *, transient: bool = False, cause: str = ""
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.transient = transient
+        self.cause = cause
 
 
 class AuthRefused(MailError):
@@ -252,14 +256,22 @@ def connect_error(exc: BaseException, endpoint: Endpoint) -> MailError:
         )
         return MailError("tls", f"TLS with {where} failed ({exc.reason or exc}).{hint}")
     if isinstance(exc, TimeoutError | socket.timeout):
-        return MailError("connect", f"{where} did not answer in time.", transient=True)
+        return MailError(
+            "connect", f"{where} did not answer in time.", transient=True, cause="timeout"
+        )
     if isinstance(exc, ConnectionRefusedError):
         return MailError(
-            "connect", f"{where} refused the connection (nothing listens there?).", transient=True
+            "connect",
+            f"{where} refused the connection (nothing listens there?).",
+            transient=True,
+            cause="refused",
         )
     if isinstance(exc, socket.gaierror):
         return MailError(
-            "connect", f"The host name {endpoint.host!r} cannot be resolved.", transient=True
+            "connect",
+            f"The host name {endpoint.host!r} cannot be resolved.",
+            transient=True,
+            cause="dns",
         )
     if isinstance(exc, OSError):
         return MailError(

@@ -4,10 +4,10 @@ message is durable here (file written and synced, row committed)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from mailgrant.common import metrics as METRICS
 from mailgrant.common.audit import SYSTEM, WORKER, Actor, AuditAction, audit_record
 from mailgrant.common.errors import NeedsAdmin, ServiceError
+from mailgrant.mailboxes.health import Failure, mailbox_failure_of
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.protocol.imap import ImapClient, ServerMessage
 from mailgrant.mailboxes.protocol.pop3 import Pop3Client
@@ -30,6 +32,7 @@ from mailgrant.mailboxes.services.login import (
     mailbox_error_of,
     with_mailbox_login,
 )
+from mailgrant.mailboxes.services.outcome import mailbox_due_after, mailbox_health_apply
 from mailgrant.mailboxes.store import envelope, message_path, store_root, sync, write_message
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,7 @@ def mailbox_fetch(
     """Fetch new messages into the store; a message's post-fetch action runs on the server only
     after it is stored and committed here. Records the outcome on the mailbox."""
     now = timezone.now()
+    started = time.monotonic()
     if mailbox.direction != Mailbox.Direction.INCOMING:
         raise NeedsAdmin("Only incoming mailboxes fetch.", code="config")
     try:
@@ -72,24 +76,46 @@ def mailbox_fetch(
             ),
         )
     except (MailError, ServiceError) as exc:
+        failure = mailbox_failure_of(exc, protocol=mailbox.protocol)
         error = mailbox_error_of(exc)
-        _record_outcome(mailbox, now, error=error.message, actor=actor)
+        _record_outcome(mailbox, now, error=error.message, actor=actor, failure=failure)
+        _count(mailbox, "failed", started)
         raise error from None
     _record_outcome(mailbox, now, error="", actor=actor, result=result)
+    _count(mailbox, "ok", started)
+    if result.fetched:
+        METRICS.MESSAGES_STORED.inc(result.fetched)
     return result
 
 
+def _count(mailbox: Mailbox, outcome: str, started: float) -> None:
+    METRICS.FETCHES.labels(protocol=mailbox.protocol, outcome=outcome).inc()
+    METRICS.FETCH_SECONDS.labels(protocol=mailbox.protocol, outcome=outcome).observe(
+        time.monotonic() - started
+    )
+
+
 def _record_outcome(
-    mailbox: Mailbox, started: Any, *, error: str, actor: Actor, result: FetchResult | None = None
+    mailbox: Mailbox,
+    started: Any,
+    *,
+    error: str,
+    actor: Actor,
+    result: FetchResult | None = None,
+    failure: Failure | None = None,
 ) -> None:
-    fields = {
+    """The fetch's outcome on the mailbox, in one transaction with its health: ok again on
+    success; on failure one more, with its reason and hint, and the next attempt backed off
+    when the failure may pass by itself (a dead server is not hammered)."""
+    fields: dict[str, Any] = {
         "last_fetch_at": started,
         "last_error": error,
-        "next_poll_at": started + timedelta(seconds=max(mailbox.poll_interval, 10)),
     }
     if not error:
         fields["last_success_at"] = timezone.now()
     with transaction.atomic():
+        fields.update(mailbox_health_apply(mailbox=mailbox, now=started, failure=failure))
+        fields["next_poll_at"] = mailbox_due_after(mailbox=mailbox, now=started, failure=failure)
         Mailbox.objects.filter(pk=mailbox.pk).update(**fields)
         for key, value in fields.items():
             setattr(mailbox, key, value)

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from mailgrant.common.errors import NeedsAdmin, PeerFailed, ServiceError
 from mailgrant.common.fields import reveal
+from mailgrant.common.health import Health
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol import sasl
 from mailgrant.mailboxes.protocol.transport import (
@@ -27,6 +28,8 @@ from mailgrant.oauth.services.tokens import access_token_for, grant_refresh
 
 log = logging.getLogger(__name__)
 
+NEEDS_REAUTH = Health.NEEDS_REAUTHORIZATION.value
+
 
 T = TypeVar("T")
 
@@ -38,6 +41,12 @@ def mailbox_endpoint(*, mailbox: Mailbox) -> Endpoint:
         security=mailbox.security,
         timeout=float(getattr(settings, "MAILGRANT_MAIL_TIMEOUT", 30)),
     )
+
+
+def mailbox_login(*, mailbox: Mailbox) -> tuple[Login, Grant | None]:
+    """How `mailbox` logs in, and the grant behind it; a login that cannot succeed (no
+    password, a disabled client, a grant to authorize again) fails here, contacting nobody."""
+    return _login(mailbox)
 
 
 def _login(mailbox: Mailbox) -> tuple[Login, Grant | None]:
@@ -58,6 +67,14 @@ def _login(mailbox: Mailbox) -> tuple[Login, Grant | None]:
         raise NeedsAdmin(
             f"OAuth client {client.name} is not authorized yet: press Authorize.",
             code="not_authorized",
+        )
+    if grant.state == Grant.State.REAUTHORIZATION_REQUIRED or grant.health == NEEDS_REAUTH:
+        # Fails here, before any connection: neither the mail server nor the provider sees a
+        # dead token again until the account authorizes anew.
+        raise NeedsAdmin(
+            f"Grant {grant} needs to be validated again (press Authorize)"
+            + (f": {grant.last_error}" if grant.last_error else "."),
+            code="reauthorization_required",
         )
     mechanism = sasl.MECHANISMS[mailbox.sasl_mechanism]
     return TokenLogin(

@@ -11,9 +11,11 @@ from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Conflict, Invalid, NeedsAdmin
+from mailgrant.common.health import Health
 from mailgrant.common.validation import model_errors
 from mailgrant.common.wakeup import wakeup_notify
 from mailgrant.mailboxes.models import Mailbox
+from mailgrant.mailboxes.services.outcome import mailbox_health_disabled
 from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.selectors import grant_default_for
 from mailgrant.oauth.services.authorization import StartedAuthorization, authorization_start
@@ -52,6 +54,7 @@ MAILBOX_FIELDS = (
     "post_fetch_action",
     "enabled",
     "poll_interval",
+    "push",
 )
 
 
@@ -80,6 +83,8 @@ def mailbox_check(*, mailbox: Mailbox, password: str | None = None) -> dict[str,
         errors["grant"] = "This grant belongs to another OAuth client."
     if mailbox.auth_method == Mailbox.AuthMethod.PASSWORD and not (password or mailbox.password):
         errors["password"] = "Enter the password for the password method."
+    if mailbox.push == Mailbox.Push.IDLE and mailbox.protocol != Mailbox.Protocol.IMAP:
+        errors["push"] = "IDLE is IMAP's: a POP3 or SMTP mailbox polls (push: poll)."
     action = mailbox.post_fetch_action or "keep"
     if mailbox.protocol == Mailbox.Protocol.POP3 and action not in ("keep", "delete"):
         errors["post_fetch_action"] = "POP3 can only keep or delete messages."
@@ -205,6 +210,7 @@ def mailbox_save(
     with transaction.atomic():
         if moved and mailbox.auth_method == Mailbox.AuthMethod.OAUTH2:
             mailbox.save_notice = _grant_detach(mailbox=mailbox, actor=actor)
+        _health_on_save(mailbox=mailbox, password_given=bool(password))
         mailbox.save()
         audit_record(
             actor=actor,
@@ -236,6 +242,43 @@ def mailbox_fetch_soon(*, mailbox: Mailbox, actor: Actor = SYSTEM) -> None:
         Mailbox.objects.filter(pk=mailbox.pk).update(next_poll_at=mailbox.next_poll_at)
         audit_record(actor=actor, target=mailbox, action=AuditAction.MAILBOX_FETCH_REQUESTED)
         wakeup_notify(MAILBOXES_TOPIC)
+
+
+# What a login depends on: a change of one is a fresh start for the mailbox's health.
+LOGIN_FIELDS = (
+    "protocol",
+    "host",
+    "port",
+    "security",
+    "username",
+    "auth_method",
+    "oauth_client_id",
+    "grant_id",
+    "sasl_mechanism",
+    "smtp_username",
+    "folder",
+    "push",
+)
+
+
+def _health_on_save(*, mailbox: Mailbox, password_given: bool) -> None:
+    """Disabled is a health of its own; enabled again, or its settings changed, a mailbox
+    starts afresh: ok until its next attempt says otherwise, and (incoming) due at once
+    rather than after a backoff its old settings earned."""
+    now = timezone.now()
+    if not mailbox.enabled:
+        mailbox_health_disabled(mailbox=mailbox, now=now)
+        return
+    stored = Mailbox.objects.filter(pk=mailbox.pk).first() if mailbox.pk else None
+    if stored is None:
+        return
+    changed = password_given or any(
+        getattr(stored, name) != getattr(mailbox, name) for name in LOGIN_FIELDS
+    )
+    if changed or stored.health == Health.DISABLED:
+        mailbox.health_succeeded(now=now)
+        if mailbox.direction == Mailbox.Direction.INCOMING:
+            mailbox.next_poll_at = None
 
 
 def _server_of(mailbox: Mailbox) -> tuple[str, int | None, str]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.db import transaction
+from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Invalid, NeedsAdmin, ServiceError
+from mailgrant.mailboxes.health import mailbox_failure_of
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.compose import (
     Attachment,
@@ -26,6 +28,7 @@ from mailgrant.mailboxes.services.login import (
     mailbox_error_of,
     with_mailbox_login,
 )
+from mailgrant.mailboxes.services.outcome import mailbox_health_record
 
 
 def mailbox_send(
@@ -59,7 +62,16 @@ def mailbox_send(
         result = with_mailbox_login(mailbox=mailbox, work=attempt)
     except (MailError, ServiceError) as exc:
         error = mailbox_error_of(exc)
+        # A message or recipient the server refused says nothing of the mailbox's health.
+        about_message = isinstance(exc, MailError) and exc.kind == "refused"
         with transaction.atomic():
+            if not about_message:
+                mailbox_health_record(
+                    mailbox=mailbox,
+                    now=timezone.now(),
+                    failure=mailbox_failure_of(exc, protocol=mailbox.protocol),
+                    error=error.message,
+                )
             audit_record(
                 actor=actor,
                 target=mailbox,
@@ -69,6 +81,7 @@ def mailbox_send(
             )
         raise error from None
     with transaction.atomic():
+        mailbox_health_record(mailbox=mailbox, now=timezone.now(), failure=None)
         audit_record(
             actor=actor,
             target=mailbox,

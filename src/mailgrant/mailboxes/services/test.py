@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import ServiceError
+from mailgrant.mailboxes.health import Failure, mailbox_failure_of
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.imap import ImapClient
 from mailgrant.mailboxes.protocol.pop3 import Pop3Client
@@ -24,6 +26,7 @@ from mailgrant.mailboxes.services.login import (
     mailbox_error_of,
     with_mailbox_login,
 )
+from mailgrant.mailboxes.services.outcome import mailbox_health_record
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ def mailbox_test(*, mailbox: Mailbox, actor: Actor = SYSTEM) -> TestResult:
     """Connect, log in and (incoming) open the folder; report the masked transcript."""
     transcript = Transcript()
     refreshed = False
+    failure: Failure | None = None
 
     def mark_refreshed() -> None:
         nonlocal refreshed
@@ -79,6 +83,7 @@ def mailbox_test(*, mailbox: Mailbox, actor: Actor = SYSTEM) -> TestResult:
         result.transcript = str(transcript)
     except (MailError, ServiceError) as exc:
         error = mailbox_error_of(exc)
+        failure = mailbox_failure_of(exc, protocol=mailbox.protocol)
         result = TestResult(
             ok=False,
             message=error.message,
@@ -87,6 +92,13 @@ def mailbox_test(*, mailbox: Mailbox, actor: Actor = SYSTEM) -> TestResult:
             refreshed=refreshed,
         )
     with transaction.atomic():
+        mailbox_health_record(
+            mailbox=mailbox,
+            now=timezone.now(),
+            failure=failure,
+            error="" if failure is None else result.message,
+            due=True,
+        )
         audit_record(
             actor=actor,
             target=mailbox,
