@@ -316,6 +316,9 @@ class MailboxBase(Input):
     post_fetch_action: str | None = Field(None, max_length=510)
     enabled: bool | None = None
     poll_interval: int | None = Field(None, ge=10, le=86400 * 7)
+    push: Literal["poll", "idle"] | None = Field(
+        None, description="idle: IMAP IDLE, fetched as mail arrives (and still on the interval)"
+    )
 
 
 class MailboxCreate(MailboxBase):
@@ -347,6 +350,7 @@ class MailboxOut(HealthFieldsOut):
     post_fetch_action: str
     enabled: bool
     poll_interval: int
+    push: str
     last_fetch_at: datetime | None
     last_success_at: datetime | None
     last_error: str

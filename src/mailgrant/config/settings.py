@@ -176,7 +176,8 @@ MAILGRANT_VAULT_KEY_FILE = MAILGRANT_HOME / "vault.key"
 
 # Outbound HTTP to providers: seconds.
 MAILGRANT_HTTP_TIMEOUT = float(os.environ.get("MAILGRANT_HTTP_TIMEOUT", "15"))
-# Refresh an access token this many seconds before it expires (at most half its lifetime).
+# A token this close to expiry is refreshed before it is handed out (at most a tenth of its
+# lifetime: oauth.schedule); the worker refreshes grants in use ahead of that.
 MAILGRANT_REFRESH_MARGIN = int(os.environ.get("MAILGRANT_REFRESH_MARGIN", "300"))
 # Refresh every idle grant at least this often (seconds; jittered a tenth earlier), so its
 # refresh token never dies of disuse (Microsoft's after 90 days): oauth.schedule.
@@ -189,6 +190,15 @@ MAILGRANT_WORKER_CONCURRENCY = int(os.environ.get("MAILGRANT_WORKER_CONCURRENCY"
 # A worker's claim on an item lasts this many seconds unless its heartbeat renews it: a worker
 # that dies loses its claims within it.
 MAILGRANT_WORKER_LEASE = int(os.environ.get("MAILGRANT_WORKER_LEASE", "60"))
+# A mailbox failing for a passing reason is tried again later and later, at most this late.
+MAILGRANT_MAIL_BACKOFF_CAP = int(os.environ.get("MAILGRANT_MAIL_BACKOFF_CAP", "3600"))
+# IMAP IDLE (mailboxes.idle): re-issued this often (RFC 2177: servers may drop an IDLE after
+# 30 minutes); a session reconnects with a fresh token this long before its token expires; a
+# worker's lease on a watched mailbox, renewed by its heartbeat; watches per worker at most.
+MAILGRANT_IDLE_RENEW = int(os.environ.get("MAILGRANT_IDLE_RENEW", str(29 * 60)))
+MAILGRANT_IDLE_TOKEN_MARGIN = int(os.environ.get("MAILGRANT_IDLE_TOKEN_MARGIN", "120"))
+MAILGRANT_IDLE_LEASE = int(os.environ.get("MAILGRANT_IDLE_LEASE", "120"))
+MAILGRANT_IDLE_MAX = int(os.environ.get("MAILGRANT_IDLE_MAX", "1000"))
 # Where fetched messages are stored (rows hold paths relative to it: move the files with it).
 MAILGRANT_MESSAGE_STORE = Path(
     os.environ.get("MAILGRANT_MESSAGE_STORE", str(MAILGRANT_HOME / "messages"))

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from mailgrant.common.jobs import InlineContext, JobContext
 from mailgrant.directory.jobs import ldap_directories_sync_due
+from mailgrant.mailboxes.idle import IdleService
 from mailgrant.mailboxes.jobs import mailboxes_leases_renew, mailboxes_poll_due
 from mailgrant.oauth.jobs import (
     authorizations_purge_due,
@@ -33,12 +34,6 @@ from mailgrant.worker.runtime import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def ldap_directories_sync(ctx: JobContext) -> Any:
-    """The directories' sync, run in the round itself (a directory's sync claims its turn
-    itself and directories are few)."""
-    return ldap_directories_sync_due(now=ctx.now)
 
 
 def at_most_every(seconds: float, job: Job) -> Job:
@@ -65,13 +60,13 @@ def authorizations_purge(ctx: JobContext) -> int:
 JOBS: tuple[Job, ...] = (
     grants_refresh_due,
     mailboxes_poll_due,
-    ldap_directories_sync,
+    ldap_directories_sync_due,
     at_most_every(60, authorizations_purge),
     at_most_every(60, clients_check_secret_expiry),
 )
 RENEWALS: tuple[LeaseRenewal, ...] = (mailboxes_leases_renew,)
-# Long-lived services beside the rounds (e.g. mailboxes.idle.IdleService), wired in here.
-SERVICES: tuple[Callable[[], BackgroundService], ...] = ()
+# Long-lived services beside the rounds: IMAP IDLE watches, each mailbox leased to one worker.
+SERVICES: tuple[Callable[[], BackgroundService], ...] = (IdleService,)
 
 
 def _as_job(job: Callable[..., Any]) -> Job:

@@ -40,6 +40,7 @@ CHOICES = {
     "security": Mailbox.Security.values,
     "auth_method": Mailbox.AuthMethod.values,
     "sasl_mechanism": Mailbox.Mechanism.values,
+    "push": Mailbox.Push.values,
 }
 
 
