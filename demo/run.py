@@ -101,6 +101,7 @@ class Demo:
             "MAILGRANT_LISTEN": self.listen,
             "MAILGRANT_BASE_URL": self.base_url,
             "MAILGRANT_LOG_LEVEL": os.environ.get("MAILGRANT_LOG_LEVEL", "INFO"),
+            "DJANGO_SETTINGS_MODULE": "mailgrant.config.settings",
         }
         self.env.pop("MAILGRANT_DATABASE_URL", None)
         print("Starting the OAuth provider (oidc-provider) and the mail server (Dovecot)...")
@@ -123,7 +124,7 @@ class Demo:
             "admin@example.test",
             extra_env={"DJANGO_SUPERUSER_PASSWORD": self.admin_password},
         )
-        self.client_secret = client_secret = secrets.token_urlsafe(24)
+        client_secret = secrets.token_urlsafe(24)
         added = self._mailgrant(
             "client",
             "add",
@@ -207,7 +208,8 @@ class Demo:
   1. Open the admin, Mailboxes -> {INCOMING} -> Authorize, sign in at the provider as
      {ACCOUNT} and consent.
   2. Watch mail arrive (Messages; a new one every {every:g} s, fetched as it lands: IMAP IDLE).
-  3. Type r and Enter here to revoke the grant at the provider; the dashboard on the admin's
+  3. Type r and Enter here to revoke the grant at the provider (the account owner removing
+     the app's access); the dashboard on the admin's
      front page says so within a token lifetime ({self.token_ttl} s) and names the fix:
      Re-authorize.
   Ctrl-C (or q and Enter) stops everything.
@@ -245,27 +247,13 @@ class Demo:
                 return
 
     def revoke(self) -> str:
-        """Revoke the mailbox's grant at the provider (RFC 7009, with its refresh token), as
-        an account owner removing the app's access would."""
+        """End the account's grant at the provider, as its owner removing the app's access on
+        the provider's account page would."""
         assert self.oidc is not None
-        refresh_token = self._mailgrant_python(
-            "from mailgrant.oauth.models import Grant\n"
-            f"grant = Grant.objects.filter(client__name={CLIENT!r}, state='authorized').first()\n"
-            "print((grant.tokens().refresh_token or '') if grant else '')\n"
-        ).strip()
-        if not refresh_token:
-            return "No authorized grant to revoke yet: press Authorize first."
-        answer = self.oidc.http.post(
-            "/token/revocation",
-            data={"token": refresh_token, "token_type_hint": "refresh_token"},
-            auth=("mailgrant-demo", self.client_secret),
-        )
-        if answer.status_code != 200:
-            return f"The provider refused the revocation ({answer.status_code})."
+        sub = ACCOUNTS[ACCOUNT]["sub"]
+        if not self.oidc.revoke_access(sub, client_id="mailgrant-demo"):
+            return "No grant to revoke at the provider yet: press Authorize first."
         return "Revoked at the provider: watch the dashboard on the admin's front page."
-
-    def _mailgrant_python(self, code: str) -> str:
-        return self._mailgrant("shell", "-c", code)
 
     # --- tear-down ------------------------------------------------------------------------
 

@@ -67,6 +67,7 @@ class JobLoop:
 
 def test_idle_grant_is_kept_alive(oidc, oidc_client, validate_headless, settings) -> None:
     settings.MAILGRANT_KEEPALIVE = 3
+    oidc.reset_stats()  # grants_revoked counts from here (the provider is the session's)
     client = oidc_client()
     grant = validate_headless(client).grant
     first = grant.tokens().refresh_token
@@ -95,6 +96,7 @@ def test_a_grant_in_use_is_refreshed_ahead_and_its_callers_never_wait(
     (none by a caller), about one per lifetime, and the token handed out is live."""
     ttl = 20
     oidc.set_access_token_ttl(ttl)
+    oidc.reset_stats()  # grants_revoked counts from here (the provider is the session's)
     try:
         client = oidc_client()
         grant = validate_headless(client).grant

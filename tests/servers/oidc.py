@@ -206,6 +206,14 @@ class OidcServer:
     def reset_stats(self) -> None:
         self.http.post("/__test/stats/reset").raise_for_status()
 
+    def revoke_access(self, sub: str, *, client_id: str = "") -> int:
+        """End every grant of account `sub` (at `client_id`, or at every client), as its owner
+        removing an app's access on the provider's account page does; how many ended."""
+        body = {"sub": sub, "client_id": client_id}
+        return int(
+            self.http.post("/__test/revoke-access", json=body).raise_for_status().json()["revoked"]
+        )
+
     def set_access_token_ttl(self, seconds: int) -> None:
         self.http.post("/__test/ttl", json={"access_token_ttl": seconds}).raise_for_status()
 

@@ -220,12 +220,15 @@ class IdleService:
         login, grant = mailbox_login(mailbox=mailbox)
         expiry: dict[str, float | None] = {"at": None}
         if isinstance(login, TokenLogin) and grant is not None:
-            valid_for = 2 * self.settings.token_margin_seconds
+            margin = self.settings.token_margin_seconds
 
             def get_token() -> str:
                 try:
-                    tokens = access_token_for(grant=grant, min_valid_seconds=valid_for)
+                    tokens = access_token_for(grant=grant, min_valid_seconds=2 * margin)
                     left = (tokens.expires_at or float("inf")) - time.time()
+                    # Half its lifetime at most: a token shorter than the margins would
+                    # otherwise be refreshed at every connection.
+                    valid_for = min(2 * margin, (tokens.lifetime or float("inf")) / 2)
                     if left < valid_for:
                         # Good enough for a short call, not for a session that must leave
                         # before it expires (Exchange ends it then): a fresh one.

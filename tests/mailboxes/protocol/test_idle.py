@@ -6,6 +6,7 @@ clear errors, and a token is asked for in a thread, never on the loop."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from typing import Any
@@ -46,7 +47,10 @@ def _events(
             await asyncio.gather(task, return_exceptions=True)
         return watcher
 
-    watcher = asyncio.run(main())
+    # A thread of its own: a browser test before this one may have left Playwright's event
+    # loop running on this thread, where asyncio.run refuses to start another.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        watcher = pool.submit(asyncio.run, main()).result()
     return events, watcher
 
 

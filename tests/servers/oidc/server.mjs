@@ -274,6 +274,24 @@ const control = {
     claimOverrides[sub] = Object.keys(claims).length ? claims : undefined;
     ctx.body = { sub, claims: claimOverrides[sub] || {} };
   },
+  // What an account owner's "remove this app's access" does (Google's and Microsoft's account
+  // pages): every grant of the account at the client ends, with its tokens.
+  'POST /__test/revoke-access': async (ctx) => {
+    const { sub, client_id: clientId } = await jsonBody(ctx);
+    const grantIds = new Set();
+    for (const store of stores.values()) {
+      for (const entry of store.values()) {
+        const p = entry.payload || {};
+        if (p.grantId && p.accountId === sub && (!clientId || p.clientId === clientId)) grantIds.add(p.grantId);
+      }
+    }
+    const adapter = new MapAdapter('Grant');
+    for (const grantId of grantIds) {
+      await adapter.revokeByGrantId(grantId);
+      stats.grants_revoked += 1;
+    }
+    ctx.body = { revoked: grantIds.size };
+  },
   'GET /__test/stats': (ctx) => { ctx.body = stats; },
   'POST /__test/stats/reset': (ctx) => { resetStats(); ctx.body = stats; },
   'POST /__test/ttl': async (ctx) => {

@@ -444,7 +444,11 @@ class IdleWatcher:
 
     async def _idle(self, conn: _Connection, exists: int, token_until: float | None) -> None:
         """IDLE, re-issued every renew_seconds, until the token is about to expire."""
+        # At most a quarter of what the token had left at login: a short-lived token must not
+        # be always "about to expire", or the session would reconnect (and refresh) at once.
         margin = self.settings.token_margin_seconds
+        if token_until is not None:
+            margin = min(margin, max(0.0, token_until - time.monotonic()) / 4)
         while True:
             now = time.monotonic()
             renew_at = now + self.settings.renew_seconds
