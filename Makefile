@@ -36,8 +36,9 @@ run: $(STAMP)
 peers:
 	bash tests/servers/install-peers.sh
 
+# One pytest process per core (pytest-xdist); PYTEST_ARGS="-n 0" runs them in this one.
 test: $(DEV_STAMP) peers
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 # The whole product with the test peers (oidc-provider, Dovecot) under ./var/demo: demo/run.py.
 demo: $(DEV_STAMP) peers
