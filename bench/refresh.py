@@ -233,9 +233,10 @@ class PoolContext:
             self.busy += 1
 
         def run() -> None:
-            from django.db import connection
+            from django.db import close_old_connections
 
             try:
+                close_old_connections()
                 outcome = work()
                 if outcome != "ok":
                     raise RuntimeError(f"{label}: {outcome}")
@@ -243,7 +244,7 @@ class PoolContext:
                 with self.lock:
                     self.failed.append(exc)
             finally:
-                connection.close()
+                close_old_connections()
                 with self.lock:
                     self.busy -= 1
                     self.done += 1
