@@ -37,6 +37,7 @@ from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.protocol import ProviderError, TokenSet
 from mailgrant.oauth.selectors import (
     EndpointsMissing,
+    grant_get_for_refresh,
     oauth_client_credentials,
     oauth_client_endpoints,
     oauth_client_http,
@@ -151,7 +152,7 @@ def grant_refresh(
         time.sleep(LEASE_POLL_SECONDS)
     ended = False  # the lease ended with the outcome's write
     try:
-        grant = Grant.objects.select_related("client").get(pk=grant.pk)
+        grant = grant_get_for_refresh(grant_id=grant.pk)
         if due_at is not None and grant.next_refresh_at != due_at:
             return grant
         tokens = grant.tokens()
