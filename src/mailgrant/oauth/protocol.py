@@ -254,11 +254,11 @@ def refresh(
 ) -> TokenSet:
     """One refresh_token grant. The result may lack a refresh token (see TokenSet.after_refresh).
 
-    The worker refreshes many grants a second through one client's settings, so this request
-    goes through a kept client (`_token_client`) with Authlib's client authentication for the
-    call, not a new OAuth2Client: building one (an httpx client, its auth and hooks) cost more
-    than a nearby endpoint's answer, and an OAuth2Client keeps the last token it saw, so it
-    cannot be shared between threads."""
+    The worker refreshes many grants through the same client settings, so the request goes
+    through a kept client (`_token_client`) with Authlib's client authentication made for the
+    call, not through a new OAuth2Client per refresh (an httpx client, its auth and hooks built
+    and torn down each time); nor one OAuth2Client kept: it holds the last token it saw, so
+    it cannot be shared between threads."""
     client = _token_client(http)
     auth = OAuth2ClientAuth(
         client_id=credentials.client_id,

@@ -238,8 +238,8 @@ def grant_refresh_lease_take(*, grant_id: int, seconds: float) -> datetime | Non
 @functools.cache
 def _lease_take_sql() -> str:
     """The lease's conditional UPDATE (refreshing_until set where it is free: empty or past),
-    taken once or twice a refresh: through the driver (common.sql), the ORM's query building
-    cost many times the statement."""
+    run by every refresh and polled by callers waiting on another's: through the driver
+    (common.sql), as the ORM's query building costs many times the statement."""
     meta = Grant._meta
     lease = meta.get_field("refreshing_until").column  # type: ignore[union-attr]
     return (
@@ -375,10 +375,7 @@ def _refresh_succeeded(*, grant: Grant, tokens: TokenSet, actor: Actor) -> None:
     grant.refresh_claimed_by = ""
     _grant_write(grant, (*_REFRESHED_FIELDS, *changed))
     _audit_refreshed(grant=grant, actor=actor)
-    if log.isEnabledFor(logging.INFO):
-        log.info(
-            "Refreshed grant %s (%s); valid until %s", grant.pk, grant.account, grant.expires_at
-        )
+    log.info("Refreshed grant %s (%s); valid until %s", grant.pk, grant.account, grant.expires_at)
 
 
 def _refresh_failed(*, grant: Grant, exc: Exception, actor: Actor) -> tuple[ServiceError, str]:
