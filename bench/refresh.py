@@ -8,7 +8,7 @@ grants all due now. Then:
 
   raw keep-alive  C threads, one httpx.Client each, POSTing the refresh_token grants: the
                   provider's and HTTP's own cost, the baseline
-  raw per-call    the same with httpx.post (a new connection per refresh, as mailgrant makes)
+  raw per-call    the same with httpx.post (a new connection per refresh)
   mailgrant       oauth.jobs.grants_refresh_due run in rounds, as the worker runs it, with a pool
                   of C threads (its submit), until every grant is refreshed: claims, the refresh
                   lease, the token request, the grant's write with its audit row
@@ -233,9 +233,12 @@ class PoolContext:
             self.busy += 1
 
         def run() -> None:
-            from django.db import connection
+            from django.db import close_old_connections
 
             try:
+                # As the worker's pool (worker.runtime): a connection is kept between items
+                # where CONN_MAX_AGE keeps it (SQLite), not opened again for every refresh.
+                close_old_connections()
                 outcome = work()
                 if outcome != "ok":
                     raise RuntimeError(f"{label}: {outcome}")
@@ -243,7 +246,7 @@ class PoolContext:
                 with self.lock:
                     self.failed.append(exc)
             finally:
-                connection.close()
+                close_old_connections()
                 with self.lock:
                     self.busy -= 1
                     self.done += 1

@@ -147,3 +147,58 @@ def test_token_set_survives_storage(access: str, refresh: str | None, expires_in
     )
     assert TokenSet.from_dict(tokens.to_dict()) == tokens
     assert tokens.expires_at == 1000 + expires_in
+
+
+@pytest.mark.parametrize(
+    ("method", "in_header"), [("client_secret_basic", True), ("client_secret_post", False)]
+)
+def test_refreshes_share_a_client_but_no_cookie_and_no_credentials(method, in_header) -> None:
+    """Refreshes of different grants go through one kept HTTP client: a cookie the endpoint
+    sets for one is never sent with the next, and each request carries its own credentials
+    and refresh token as Authlib puts them."""
+    from mailgrant.common.http import HttpSettings
+    from mailgrant.oauth.protocol import Credentials, refresh
+    from tests.servers.fakes import Canned, FakeProvider
+
+    with FakeProvider() as fake:
+        body = {"access_token": "at-2", "token_type": "Bearer", "expires_in": 60}
+        fake.answer("/token", Canned(body=body, headers={"Set-Cookie": "affinity=one; Path=/"}))
+        for n, secret in enumerate(["s/1", "s 2"]):
+            tokens = refresh(
+                http=HttpSettings(timeout=5),
+                token_url=f"{fake.url}/token",
+                credentials=Credentials(
+                    client_id=f"c{n}", client_secret=secret, auth_method=method
+                ),
+                refresh_token=f"rt-{n}",
+            )
+            assert tokens.access_token == "at-2" and tokens.refresh_token is None
+        first, second = fake.requests_to("/token")
+    assert "Cookie" not in second.headers
+    for n, request in enumerate([first, second]):
+        assert request.form["grant_type"] == "refresh_token"
+        assert request.form["refresh_token"] == f"rt-{n}"
+        assert ("Authorization" in request.headers) is in_header
+        assert ("client_secret" in request.form) is not in_header
+
+
+def test_a_refused_refresh_is_the_providers_error() -> None:
+    from mailgrant.common.http import HttpSettings
+    from mailgrant.oauth.protocol import Credentials, refresh
+    from tests.servers.fakes import Canned, FakeProvider
+
+    with FakeProvider() as fake:
+        fake.answer(
+            "/token",
+            Canned(400, {"error": "invalid_grant", "error_description": "Token revoked."}),
+        )
+        with pytest.raises(ProviderError) as refused:
+            refresh(
+                http=HttpSettings(timeout=5),
+                token_url=f"{fake.url}/token",
+                credentials=Credentials(client_id="c", client_secret="s"),
+                refresh_token="rt",
+            )
+    assert refused.value.error == "invalid_grant"
+    assert refused.value.description == "Token revoked."
+    assert refused.value.needs_reauthorization

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthEr
 # (docs/architecture.md); the fallback is the same API.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")
-    from authlib.integrations.httpx_client import OAuth2Client
+    from authlib.integrations.httpx_client import OAuth2Client, OAuth2ClientAuth
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -251,14 +252,27 @@ def refresh(
     credentials: Credentials,
     refresh_token: str,
 ) -> TokenSet:
-    """One refresh_token grant. The result may lack a refresh token (see TokenSet.after_refresh)."""
-    with _oauth_client(http, credentials) as client:
-        data = _token_request(lambda: client.refresh_token(token_url, refresh_token=refresh_token))
-    # Authlib copies the old refresh token into a response without one; that is our job.
-    data = dict(data)
-    if data.get("refresh_token") == refresh_token:
-        data.pop("refresh_token")
-    return TokenSet.from_response(data)
+    """One refresh_token grant. The result may lack a refresh token (see TokenSet.after_refresh).
+
+    The worker refreshes many grants through the same client settings, so the request goes
+    through a kept client (`_token_client`) with Authlib's client authentication made for the
+    call, not through a new OAuth2Client per refresh (an httpx client, its auth and hooks built
+    and torn down each time); nor one OAuth2Client kept: it holds the last token it saw, so
+    it cannot be shared between threads."""
+    client = _token_client(http)
+    auth = OAuth2ClientAuth(
+        client_id=credentials.client_id,
+        client_secret=credentials.client_secret,
+        auth_method=credentials.auth_method,
+    )
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+
+    def call() -> dict[str, Any]:
+        return _token_response(
+            client.post(token_url, data=form, headers=_TOKEN_REQUEST_HEADERS, auth=auth)
+        )
+
+    return TokenSet.from_response(_token_request(call))
 
 
 def discover(*, http: HttpSettings, issuer: str) -> ProviderMetadata:
@@ -355,6 +369,55 @@ def _oauth_client(http: HttpSettings, credentials: Credentials) -> OAuth2Client:
         token_endpoint_auth_method=credentials.auth_method,
         **options,
     )
+
+
+# As Authlib sends a token request.
+_TOKEN_REQUEST_HEADERS = {
+    "Accept": "application/json",
+    "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+}
+
+
+class _NoCookies(DefaultCookiePolicy):
+    """A kept client serves every grant of a client: no cookie one answer sets may ride along
+    with another grant's request (a new client per request never kept any either)."""
+
+    def set_ok(self, cookie: Cookie, request: Any) -> bool:
+        return False
+
+
+@functools.lru_cache(maxsize=64)
+def _token_client(http: HttpSettings) -> httpx.Client:
+    """The kept client for token requests with these settings (an httpx client is safe to use
+    from several threads), on the shared transport of its proxy and TLS choice. A client whose
+    settings change gets another; one no longer used leaves the cache as others come."""
+    options = http_client_options(http)
+    options["transport"] = _shared_transport(options.pop("proxy") or "", bool(options["verify"]))
+    return httpx.Client(
+        cookies=CookieJar(policy=_NoCookies()),
+        **options,
+    )
+
+
+def _token_response(response: httpx.Response) -> dict[str, Any]:
+    """The token endpoint's JSON object, or its OAuth error raised, as Authlib reads one: a
+    server error or a body that is no JSON object (a gateway's page) is the HTTP error."""
+    if response.status_code >= 500:
+        response.raise_for_status()
+    try:
+        token = response.json()
+    except ValueError:
+        token = None
+    if not isinstance(token, dict):
+        response.raise_for_status()
+        raise ValueError(
+            f"Token endpoint response is not a JSON object (HTTP {response.status_code})."
+        )
+    if "error" in token:
+        raise ProviderError(
+            str(token["error"] or "error"), str(token.get("error_description") or "")
+        )
+    return token
 
 
 class _SharedTransport(httpx.BaseTransport):

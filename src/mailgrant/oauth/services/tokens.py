@@ -3,15 +3,17 @@ callers ask at once; the token broker's audited hand-out."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
+from mailgrant.common import sql
 from mailgrant.common.audit import (
     SYSTEM,
     Actor,
@@ -23,6 +25,7 @@ from mailgrant.common.audit import (
 from mailgrant.common.errors import NeedsAdmin, PeerFailed, ServiceError
 from mailgrant.common.health import Reason, backoff_seconds, reason_of
 from mailgrant.common.metrics import REFRESH_SECONDS, REFRESHES
+from mailgrant.common.models import audit_insert_sql
 from mailgrant.oauth import protocol, schedule
 from mailgrant.oauth.broker import grant_cached_token, grant_used, tokens_usable
 from mailgrant.oauth.health import (
@@ -34,6 +37,7 @@ from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.protocol import ProviderError, TokenSet
 from mailgrant.oauth.selectors import (
     EndpointsMissing,
+    grant_get_for_refresh,
     oauth_client_credentials,
     oauth_client_endpoints,
     oauth_client_http,
@@ -148,7 +152,7 @@ def grant_refresh(
         time.sleep(LEASE_POLL_SECONDS)
     ended = False  # the lease ended with the outcome's write
     try:
-        grant = Grant.objects.select_related("client").get(pk=grant.pk)
+        grant = grant_get_for_refresh(grant_id=grant.pk)
         if due_at is not None and grant.next_refresh_at != due_at:
             return grant
         tokens = grant.tokens()
@@ -221,13 +225,67 @@ def grant_refresh_lease_take(*, grant_id: int, seconds: float) -> datetime | Non
     """The end of the grant's refresh lease, now this caller's; None while another holds it."""
     now = timezone.now()
     until = now + timedelta(seconds=seconds)
-    free = Q(refreshing_until__isnull=True) | Q(refreshing_until__lt=now)
-    taken = Grant.objects.filter(free, pk=grant_id).update(refreshing_until=until)
+    taken = sql.execute(
+        _lease_take_sql(), [sql.db_datetime(until), grant_id, sql.db_datetime(now)]
+    ).rowcount
     if taken:
         return until
     if not Grant.objects.filter(pk=grant_id).exists():
         raise Grant.DoesNotExist(f"No grant {grant_id}.")
     return None
+
+
+@functools.cache
+def _lease_take_sql() -> str:
+    """The lease's conditional UPDATE (refreshing_until set where it is free: empty or past),
+    run by every refresh and polled by callers waiting on another's: through the driver
+    (common.sql), as the ORM's query building costs many times the statement."""
+    meta = Grant._meta
+    lease = meta.get_field("refreshing_until").column  # type: ignore[union-attr]
+    return (
+        f"UPDATE {meta.db_table} SET {lease} = %s "  # noqa: S608
+        f"WHERE {meta.pk.column} = %s AND ({lease} IS NULL OR {lease} < %s)"  # type: ignore[union-attr]
+    )
+
+
+@functools.cache
+def _grant_update_sql(columns: tuple[str, ...]) -> str:
+    meta = Grant._meta
+    assignments = ", ".join(f"{column} = %s" for column in columns)
+    return f"UPDATE {meta.db_table} SET {assignments} WHERE {meta.pk.column} = %s"  # noqa: S608  # type: ignore[union-attr]
+
+
+def _grant_write(grant: Grant, names: Sequence[str]) -> None:
+    """`save(update_fields=names)` of the refreshed grant as one UPDATE through the driver
+    (common.sql), each value prepared by its field as save() would (the token set sealed,
+    datetimes as the database stores them); updated_at is set here, as auto_now would."""
+    grant.updated_at = timezone.now()
+    fields = [Grant._meta.get_field(name) for name in (*names, "updated_at")]
+    connection = connections[DEFAULT_DB_ALIAS]
+    values = [
+        field.get_db_prep_save(getattr(grant, field.attname), connection=connection)  # type: ignore[union-attr]
+        for field in fields
+    ]
+    columns = tuple(str(field.column) for field in fields)  # type: ignore[union-attr]
+    sql.execute(_grant_update_sql(columns), [*values, grant.pk])
+
+
+def _audit_refreshed(*, grant: Grant, actor: Actor) -> None:
+    """The grant.refreshed row `audit_record` writes, as one INSERT through the driver in the
+    refresh's own transaction (not audit_write: a serving process spools its rows, outside
+    any transaction)."""
+    values = [
+        sql.db_datetime(timezone.now()),
+        actor.name[:200],
+        actor.user_id,
+        str(AuditAction.GRANT_REFRESHED),
+        Grant._meta.label_lower,
+        str(grant.pk),
+        str(grant)[:300],
+        "ok",
+        "",
+    ]
+    sql.execute(audit_insert_sql(), values)
 
 
 def _check_refreshable(grant: Grant, tokens: TokenSet | None) -> None:
@@ -282,6 +340,23 @@ def _check_refreshable(grant: Grant, tokens: TokenSet | None) -> None:
     raise NeedsAdmin(message, code=code)
 
 
+# What a successful refresh writes, beside the health fields that changed. Not the whole
+# row: a caller's last_used_at, written meanwhile, stays as it is.
+_REFRESHED_FIELDS = (
+    "token_set",
+    "expires_at",
+    "scope",
+    "state",
+    "last_refresh_at",
+    "refresh_count",
+    "last_error",
+    "last_error_at",
+    "refreshing_until",
+    "next_refresh_at",
+    "refresh_claimed_by",
+)
+
+
 def _refresh_succeeded(*, grant: Grant, tokens: TokenSet, actor: Actor) -> None:
     now = timezone.now()
     grant.token_set = tokens.to_dict()  # type: ignore[assignment]
@@ -293,13 +368,13 @@ def _refresh_succeeded(*, grant: Grant, tokens: TokenSet, actor: Actor) -> None:
     grant.last_error = ""
     grant.last_error_at = None
     grant.refreshing_until = None
-    grant.health_succeeded(now=now)
+    changed = grant.health_succeeded(now=now)
     grant.next_refresh_at = schedule.next_refresh_at(
         tokens=tokens, last_used_at=grant.last_used_at, now=now
     )
     grant.refresh_claimed_by = ""
-    grant.save()
-    audit_record(actor=actor, target=grant, action=AuditAction.GRANT_REFRESHED)
+    _grant_write(grant, (*_REFRESHED_FIELDS, *changed))
+    _audit_refreshed(grant=grant, actor=actor)
     log.info("Refreshed grant %s (%s); valid until %s", grant.pk, grant.account, grant.expires_at)
 
 
