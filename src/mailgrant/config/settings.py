@@ -122,7 +122,12 @@ TEMPLATES = [
 def _database(url: str | None) -> dict[str, Any]:
     if not url:
         url = f"sqlite:///{MAILGRANT_HOME / 'mailgrant.sqlite3'}"
-    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0))
+    # A server database's connections are kept (and checked before reuse): the worker's pool
+    # threads would otherwise connect again for every fetch and every refresh.
+    keep = int(os.environ.get("MAILGRANT_DATABASE_CONN_MAX_AGE", "300"))
+    config: dict[str, Any] = dict(
+        dj_database_url.parse(url, conn_max_age=keep, conn_health_checks=True)
+    )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE takes SQLite's write lock at BEGIN: a transaction that re-reads a grant
         # before refreshing it is serialized against every other writer, threads and
