@@ -108,3 +108,25 @@ def test_no_secret_in_the_output(mailgrant: Any, make_client: Any, make_grant: A
         assert result.returncode == 2
         for canary in canaries:
             assert canary not in result.stdout + result.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(mailgrant: Any) -> None:
+    # More than a pipe holds (64 KB), so the command is still writing when the reader leaves.
+    for number in range(400):
+        world.failing(world.mailbox(name=f"support-{number}"), message="x" * 200)
+    reader = subprocess.Popen(["head", "-1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    writer = subprocess.run(
+        [MAILGRANT, "status"],
+        env=mailgrant.env,
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    assert reader.stdin is not None
+    reader.stdin.close()
+    assert reader.stdout is not None
+    first = reader.stdout.read().decode()
+    reader.wait(timeout=30)
+    assert first.startswith("mailgrant ") and first.count("\n") == 1
+    assert "Traceback" not in writer.stderr, writer.stderr

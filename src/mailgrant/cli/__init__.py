@@ -22,7 +22,13 @@ def main(argv: list[str] | None = None) -> None:
         metrics_dir_prepare()  # before prometheus_client is imported (it reads it at import)
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(["mailgrant", *args])
+    try:
+        execute_from_command_line(["mailgrant", *args])
+    except BrokenPipeError:
+        # The reader stopped early (`mailgrant status | head -1`): no traceback for that.
+        # What is still buffered goes nowhere, so the interpreter's own flush does not fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":
