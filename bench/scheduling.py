@@ -178,7 +178,7 @@ def _run_child(url: str, mailboxes: int, runs: int) -> dict[str, Any]:
         env.update(
             MAILGRANT_HOME=home,
             MAILGRANT_DATABASE_URL=url or f"sqlite:///{home}/bench.sqlite3",
-            DJANGO_SETTINGS_MODULE="scheduling_settings",
+            DJANGO_SETTINGS_MODULE="_scheduling_settings",
             PYTHONPATH=os.pathsep.join([str(DEPS), str(ROOT / "bench"), str(ROOT / "src")]),
         )
         done = subprocess.run(
