@@ -13,7 +13,7 @@ from mailgrant.common.csp import allow_form_target
 from mailgrant.common.errors import ServiceError
 from mailgrant.mailboxes.forms import MailboxForm
 from mailgrant.mailboxes.models import Mailbox, Message
-from mailgrant.mailboxes.services.fetch import mailbox_fetch
+from mailgrant.mailboxes.services.fetch_now import mailbox_fetch_now
 from mailgrant.mailboxes.services.mailboxes import (
     mailbox_authorize_start,
     mailbox_delete,
@@ -163,7 +163,7 @@ class MailboxAdmin(admin.ModelAdmin):
         if isinstance(mailbox, HttpResponse):
             return mailbox
         try:
-            result = mailbox_fetch(mailbox=mailbox, actor=Actor.of(request.user))
+            result = mailbox_fetch_now(mailbox=mailbox, actor=Actor.of(request.user))
         except ServiceError as exc:
             messages.error(request, f"Fetch failed: {exc.message}")
         else:

@@ -29,7 +29,7 @@ from mailgrant.api.schemas import (
 from mailgrant.common.errors import Invalid
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.protocol.compose import Attachment
-from mailgrant.mailboxes.services.fetch import mailbox_fetch
+from mailgrant.mailboxes.services.fetch_now import mailbox_fetch_now
 from mailgrant.mailboxes.services.mailboxes import (
     mailbox_authorize_start,
     mailbox_create,
@@ -147,11 +147,11 @@ def test_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
 
 @router.post(
     "/{mailbox_id}/fetch",
-    response=answers({200: FetchOut}, 404, *PEER),
+    response=answers({200: FetchOut}, 404, 409, *PEER),
     auth=scope("write", perm="mailboxes.change_mailbox"),  # as the admin's Fetch now
 )
 def fetch_mailbox(request: HttpRequest, mailbox_id: ObjectId) -> Any:
-    return mailbox_fetch(
+    return mailbox_fetch_now(
         mailbox=get_object_or_404(Mailbox, pk=mailbox_id), actor=request_actor(request)
     )
 

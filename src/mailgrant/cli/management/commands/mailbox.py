@@ -21,7 +21,7 @@ from mailgrant.cli.support import (
 from mailgrant.common.audit import CLI
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.compose import Attachment
-from mailgrant.mailboxes.services.fetch import mailbox_fetch
+from mailgrant.mailboxes.services.fetch_now import mailbox_fetch_now
 from mailgrant.mailboxes.services.mailboxes import (
     MAILBOX_FIELDS as FIELDS,
 )
@@ -259,7 +259,7 @@ class Command(AdminCommand):
     def _fetch(self, mailbox: Mailbox, *, as_json: bool) -> None:
         progress = Progress(sys.stderr)
         try:
-            result = mailbox_fetch(mailbox=mailbox, progress=progress, actor=CLI)
+            result = mailbox_fetch_now(mailbox=mailbox, progress=progress, actor=CLI)
         finally:
             progress.done()
         if as_json:
