@@ -47,8 +47,8 @@ DATABASE_THREADS = 4
 
 def idle_settings() -> IdleSettings:
     return IdleSettings(
-        renew_seconds=float(getattr(settings, "MAILGRANT_IDLE_RENEW", 29 * 60)),
-        token_margin_seconds=float(getattr(settings, "MAILGRANT_IDLE_TOKEN_MARGIN", 120)),
+        renew_seconds=float(settings.MAILGRANT_IDLE_RENEW),
+        token_margin_seconds=float(settings.MAILGRANT_IDLE_TOKEN_MARGIN),
     )
 
 
@@ -75,12 +75,8 @@ class IdleService:
     MAILGRANT_IDLE_* (tests and the benchmark pass their own)."""
 
     settings: IdleSettings = field(default_factory=idle_settings)
-    lease_seconds: float = field(
-        default_factory=lambda: float(getattr(settings, "MAILGRANT_IDLE_LEASE", 120))
-    )
-    capacity: int = field(
-        default_factory=lambda: int(getattr(settings, "MAILGRANT_IDLE_MAX", 1000))
-    )
+    lease_seconds: float = field(default_factory=lambda: float(settings.MAILGRANT_IDLE_LEASE))
+    capacity: int = field(default_factory=lambda: int(settings.MAILGRANT_IDLE_MAX))
 
     def __post_init__(self) -> None:
         self.worker = ""

@@ -192,7 +192,7 @@ def health_view(kind: str, obj: Any) -> HealthView:
 
 
 def worker_lease() -> timedelta:
-    return timedelta(seconds=getattr(settings, "MAILGRANT_WORKER_LEASE", 60))
+    return timedelta(seconds=settings.MAILGRANT_WORKER_LEASE)
 
 
 def workers_alive(*, now: datetime | None = None) -> list[WorkerView]:

@@ -39,7 +39,7 @@ def mailbox_endpoint(*, mailbox: Mailbox) -> Endpoint:
         host=mailbox.host,
         port=mailbox.port,
         security=mailbox.security,
-        timeout=float(getattr(settings, "MAILGRANT_MAIL_TIMEOUT", 30)),
+        timeout=float(settings.MAILGRANT_MAIL_TIMEOUT),
     )
 
 

@@ -22,7 +22,7 @@ MIN_INTERVAL_SECONDS = 10
 
 
 def backoff_cap_seconds() -> float:
-    return float(getattr(settings, "MAILGRANT_MAIL_BACKOFF_CAP", 3600))
+    return float(settings.MAILGRANT_MAIL_BACKOFF_CAP)
 
 
 def mailbox_interval(*, mailbox: Mailbox) -> float:
