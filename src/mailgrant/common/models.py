@@ -1,4 +1,5 @@
 import functools
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.conf import settings
@@ -111,6 +112,22 @@ class HealthTracked(models.Model):
             self.consecutive_failures = 0
             changed.append("consecutive_failures")
         return changed
+
+    def health_restart_on_change(
+        self, *, fields: Iterable[str], forced: bool, now: datetime
+    ) -> bool:
+        """Against its stored row: a change of one of `fields` (or `forced`, e.g. a new
+        password given), or leaving `disabled`, is a fresh start (ok, old failures forgotten)
+        rather than waiting out a backoff the old settings earned. True when it restarted, for
+        the caller to make it due at once."""
+        stored = type(self)._default_manager.filter(pk=self.pk).first() if self.pk else None
+        if stored is None:
+            return False
+        changed = forced or any(getattr(stored, f) != getattr(self, f) for f in fields)
+        if not changed and stored.health != Health.DISABLED:
+            return False
+        self.health_succeeded(now=now)
+        return True
 
     @property
     def health_state(self) -> Health:

@@ -158,14 +158,7 @@ def _health_on_save(*, directory: LdapDirectory, password_given: bool) -> None:
         reason = directory_disabled_reason()
         directory.health_set(health=Health.DISABLED, reason=reason.code, hint=reason.hint, now=now)
         return
-    stored = LdapDirectory.objects.filter(pk=directory.pk).first() if directory.pk else None
-    if stored is None:
-        return
-    changed = password_given or any(
-        getattr(stored, f) != getattr(directory, f) for f in SYNC_FIELDS
-    )
-    if changed or stored.health == Health.DISABLED:
-        directory.health_succeeded(now=now)
+    if directory.health_restart_on_change(fields=SYNC_FIELDS, forced=password_given, now=now):
         directory.next_sync_at = None
 
 

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Conflict, Invalid, NeedsAdmin
-from mailgrant.common.health import Health
 from mailgrant.common.validation import model_errors
 from mailgrant.common.wakeup import wakeup_notify
 from mailgrant.mailboxes.models import Mailbox
@@ -269,16 +268,11 @@ def _health_on_save(*, mailbox: Mailbox, password_given: bool) -> None:
     if not mailbox.enabled:
         mailbox_health_disabled(mailbox=mailbox, now=now)
         return
-    stored = Mailbox.objects.filter(pk=mailbox.pk).first() if mailbox.pk else None
-    if stored is None:
-        return
-    changed = password_given or any(
-        getattr(stored, name) != getattr(mailbox, name) for name in LOGIN_FIELDS
+    restarted = mailbox.health_restart_on_change(
+        fields=LOGIN_FIELDS, forced=password_given, now=now
     )
-    if changed or stored.health == Health.DISABLED:
-        mailbox.health_succeeded(now=now)
-        if mailbox.direction == Mailbox.Direction.INCOMING:
-            mailbox.next_poll_at = None
+    if restarted and mailbox.direction == Mailbox.Direction.INCOMING:
+        mailbox.next_poll_at = None
 
 
 def _server_of(mailbox: Mailbox) -> tuple[str, int | None, str]:
