@@ -98,21 +98,40 @@ class DovecotServer:
                 ]
             )
         )
-        self.config.write_text(self._config())
-        # The daemon keeps its stdio: pipes here would never reach EOF.
-        started = subprocess.run(
-            [DOVECOT, "-c", str(self.config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self.root.joinpath("startup.err").open("w"),
-        )
-        if started.returncode != 0:
-            raise RuntimeError("Dovecot did not start: " + (self.root / "startup.err").read_text())
+        self.relayed: list[tuple[str, list[str]]] = []
+        # A probed free port can be taken before it is bound (another test process, an outgoing
+        # connection's local port): the relay and Dovecot each try again on fresh ports then.
+        for attempt in range(3):
+            try:
+                self._relay = Controller(
+                    _LmtpRelay(self), hostname="127.0.0.1", port=self.relay_port
+                )
+                self._relay.start()
+                break
+            except OSError:
+                if relay_port or attempt == 2:
+                    raise
+                self.relay_port = free_port()
+        for attempt in range(3):
+            self.config.write_text(self._config())
+            # The daemon keeps its stdio: pipes here would never reach EOF.
+            started = subprocess.run(
+                [DOVECOT, "-c", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self.root.joinpath("startup.err").open("w"),
+            )
+            if started.returncode == 0:
+                break
+            error = (self.root / "startup.err").read_text()
+            if "listen" not in error.lower() or attempt == 2:
+                self._relay.stop()
+                raise RuntimeError("Dovecot did not start: " + error)
+            self.imap_port, self.imaps_port = free_port(), free_port()
+            self.pop3_port, self.submission_port = free_port(), free_port()
+            self.lmtp_port = free_port()
         for port in (self.imap_port, self.pop3_port, self.submission_port, self.lmtp_port):
             _wait_for_port(port)
-        self.relayed: list[tuple[str, list[str]]] = []
-        self._relay = Controller(_LmtpRelay(self), hostname="127.0.0.1", port=self.relay_port)
-        self._relay.start()
 
     def _config(self) -> str:
         r = self.root

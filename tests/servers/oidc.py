@@ -99,7 +99,7 @@ class OidcServer:
         id_token_ttl: int = 3600,
         refresh_token_ttl: int = 14 * 24 * 3600,
         clients: Iterable[dict[str, Any]] | None = None,
-        start_timeout: float = 15,
+        start_timeout: float = 30,
     ) -> None:
         self._stderr: deque[str] = deque(maxlen=200)
         self.process: subprocess.Popen[str] | None = None
