@@ -2,9 +2,9 @@
 raw httpx loops doing the same refreshes at the same concurrency, in the same run.
 
 Sets up its own MAILGRANT_HOME with the default SQLite database (what `make run` uses), one
-generic client whose token URL is a tiny threaded HTTP server in this process (HTTP/1.1, keep-
-alive; it rotates every refresh token it is given and records each use), and N authorized
-grants all due now. Then:
+generic client whose token URL is a tiny threaded HTTP server in a process of its own
+(HTTP/1.1, keep-alive; it rotates every refresh token it is given and records each use), and
+N authorized grants all due now. Then:
 
   raw keep-alive  C threads, one httpx.Client each, POSTing the refresh_token grants: the
                   provider's and HTTP's own cost, the baseline
@@ -29,10 +29,12 @@ refresh) then weighs less against the wait for the provider.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -48,10 +50,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-client-secret"
 
 
-class TokenEndpoint:
-    """A token endpoint that rotates: each refresh token in, a new one out, uses counted."""
+class TokenEndpointServer:
+    """A token endpoint that rotates: each refresh token in, a new one out, uses counted.
+    `GET /uses` answers the counts, `POST /reset` clears them."""
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float, port: int = 0) -> None:
         self.latency = latency
         self.uses: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -67,16 +70,25 @@ class TokenEndpoint:
                 # for the client's delayed ACK (40 ms) on every kept-alive request.
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+            def do_GET(self) -> None:
+                with endpoint.lock:
+                    self.answer(dict(endpoint.uses))
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                if self.path == "/reset":
+                    with endpoint.lock:
+                        endpoint.uses.clear()
+                    self.answer({})
+                    return
                 token = form.get("refresh_token", "")
                 with endpoint.lock:
                     endpoint.uses[token] += 1
                     n = next(endpoint.counter)
                 if endpoint.latency:
                     time.sleep(endpoint.latency)
-                body = json.dumps(
+                self.answer(
                     {
                         "access_token": f"at-{n}",
                         "token_type": "Bearer",
@@ -84,7 +96,10 @@ class TokenEndpoint:
                         "refresh_token": f"rt-new-{n}",
                         "scope": "openid email offline_access",
                     }
-                ).encode()
+                )
+
+            def answer(self, payload: dict[str, Any]) -> None:
+                body = json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -97,14 +112,45 @@ class TokenEndpoint:
         class Server(ThreadingHTTPServer):
             request_queue_size = 256  # a new connection per refresh: a deep accept queue
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+
+class TokenEndpoint:
+    """The endpoint in a process of its own, as a provider is: in this one it would compete
+    for the interpreter lock with the refreshes it answers, the raw loops' and mailgrant's."""
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-endpoint", str(latency)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        port = int(self.process.stdout.readline())
+        self.base = f"http://127.0.0.1:{port}"
+        self.url = f"{self.base}/token"
+
+    @property
+    def uses(self) -> Counter[str]:
+        import httpx
+
+        return Counter(httpx.get(f"{self.base}/uses", timeout=60).json())
 
     def reset(self) -> None:
-        with self.lock:
-            self.uses.clear()
+        import httpx
+
+        httpx.post(f"{self.base}/reset", timeout=60).raise_for_status()
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def serve_endpoint(latency: float) -> None:
+    endpoint = TokenEndpointServer(latency)
+    print(endpoint.server.server_address[1], flush=True)
+    endpoint.server.serve_forever(0.05)
 
 
 def setup(home: Path, token_url: str, database_url: str = "") -> None:
@@ -274,8 +320,9 @@ def mailgrant_job(count: int, concurrency: int) -> float:
 def check_once(endpoint: TokenEndpoint, tokens: list[str]) -> None:
     from mailgrant.oauth.models import Grant
 
-    twice = [t for t, n in endpoint.uses.items() if n > 1]
-    missing = [t for t in tokens if endpoint.uses[t] != 1]
+    uses = endpoint.uses
+    twice = [t for t, n in uses.items() if n > 1]
+    missing = [t for t in tokens if uses[t] != 1]
     counts = Counter(Grant.objects.values_list("refresh_count", flat=True))
     if twice or missing or counts != Counter({1: len(tokens)}):
         raise SystemExit(
@@ -285,6 +332,9 @@ def check_once(endpoint: TokenEndpoint, tokens: list[str]) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--serve-endpoint"]:
+        serve_endpoint(float(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grants", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -306,7 +356,10 @@ def main() -> None:
     count = 10_000 if args.full else args.grants
     c = args.concurrency
     endpoint = TokenEndpoint(args.latency / 1000)
-    with tempfile.TemporaryDirectory(prefix="mailgrant-bench-refresh-") as home:
+    with (
+        tempfile.TemporaryDirectory(prefix="mailgrant-bench-refresh-") as home,
+        contextlib.closing(endpoint),
+    ):
         setup(Path(home), endpoint.url, args.database_url)
         print(
             f"{count} due grants, concurrency {c}, endpoint latency {args.latency:g} ms, "

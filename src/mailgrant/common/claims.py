@@ -1,9 +1,9 @@
 """Claiming due rows for one worker, so that any number of workers share the work.
 
-On PostgreSQL the due rows are locked with `FOR UPDATE SKIP LOCKED` (workers claiming at the
-same moment take different rows, none waits) and marked in the same short transaction. On
-SQLite, which has one writer at a time, each row is taken by a conditional update that only
-succeeds while the row is still as this worker read it.
+The due rows are read and marked in one short transaction. On PostgreSQL the read locks them
+with `FOR UPDATE SKIP LOCKED`: workers claiming at the same moment take different rows, none
+waits. On SQLite the transaction begins IMMEDIATE (config.settings), which takes the database's
+one write lock first: no other claim runs between the read and the mark.
 
 A claim is a lease: `until` a time the holder renews while it works (`claims_renew`), so a
 worker that dies loses its rows when its lease runs out, and nobody else's work is ever taken
@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, transaction
 from django.db.models import Model, Q, QuerySet
 
 
@@ -38,31 +39,26 @@ def claims_take(
     free = Q(**{f"{until_field}__isnull": True}) | Q(**{f"{until_field}__lt": now})
     changes = {by_field: worker, until_field: until, **(extra or {})}
     model: type[Model] = due.model
-    if connection.vendor == "postgresql":
-        with transaction.atomic():
-            ids = list(
-                due.filter(free)
-                .order_by(order_by)
-                .select_for_update(skip_locked=True, of=("self",))
-                .values_list("pk", flat=True)[:limit]
-            )
-            if ids:
-                model._default_manager.filter(pk__in=ids).update(**changes)
-        return ids
-    taken: list[int] = []
-    # Read a few more than wanted: some are taken by others between this read and the update.
-    candidates = due.filter(free).order_by(order_by).values_list("pk", until_field)
-    for pk, seen_until in candidates[: limit * 2]:
-        same = (
-            Q(**{f"{until_field}__isnull": True})
-            if seen_until is None
-            else Q(**{until_field: seen_until})
+    with transaction.atomic(using=due.db):
+        if connections[due.db].vendor == "sqlite":
+            _require_immediate(due.db)
+        ids = list(
+            due.filter(free)
+            .order_by(order_by)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)[:limit]
         )
-        if model._default_manager.filter(same, pk=pk).update(**changes) == 1:
-            taken.append(pk)
-            if len(taken) >= limit:
-                break
-    return taken
+        if ids:
+            model._default_manager.using(due.db).filter(pk__in=ids).update(**changes)
+    return ids
+
+
+def _require_immediate(alias: str) -> None:
+    """A deferred SQLite transaction would read before it holds the write lock: two workers
+    could then claim the same rows."""
+    mode = connections[alias].settings_dict.get("OPTIONS", {}).get("transaction_mode")
+    if mode != "IMMEDIATE":
+        raise ImproperlyConfigured("SQLite claims need OPTIONS transaction_mode IMMEDIATE.")
 
 
 def claims_renew(
