@@ -81,8 +81,8 @@ def _idle_mailbox(server: IdleDovecot, user: str, password: str, **fields: Any) 
             protocol="imap",
             direction="incoming",
             host="127.0.0.1",
-            port=server.imap_port,
-            security="none",
+            port=fields.pop("port", server.imap_port),
+            security=fields.pop("security", "none"),
             username=user,
             auth_method=fields.pop("auth_method", "password"),
             poll_interval=HOUR,
@@ -99,6 +99,11 @@ def _idle_mailbox(server: IdleDovecot, user: str, password: str, **fields: Any) 
 def _raw(tag: str) -> tuple[str, bytes]:
     mid = f"<idle-{tag}-{uuid.uuid4().hex[:8]}@example.test>"
     return mid, f"Message-ID: {mid}\r\nSubject: {tag}\r\n\r\nbody\r\n".encode()
+
+
+def _health(mailbox: Mailbox) -> tuple[str, str]:
+    row = Mailbox.objects.values_list("health", "health_reason").get(pk=mailbox.pk)
+    return row[0], row[1]
 
 
 def _stored(mailbox: Mailbox, mid: str) -> Callable[[], bool]:
@@ -133,14 +138,18 @@ def test_mail_is_stored_at_once_and_across_a_server_restart(own_dovecot, service
 
     own_dovecot.halt()
     runtime.until("the drop noticed", lambda: watcher().stats.failures >= 1)
+    # the failing connection makes one poll now: the mailbox's health says it, not in an hour
+    runtime.until("the mailbox failing", lambda: _health(mailbox) == ("failing", "connect.refused"))
     own_dovecot.resume()
     runtime.until("connected again", lambda: watcher().stats.connected)
+    runtime.until("the mailbox well again", lambda: _health(mailbox) == ("ok", ""))
     mid2, raw2 = _raw("after-restart")
     own_dovecot.deliver(user, raw2)
     runtime.until("the message after the restart stored", _stored(mailbox, mid2))
 
     mailbox.refresh_from_db()
-    assert mailbox.next_poll_at > timezone.now() + timedelta(minutes=50)  # no poll did this
+    # the next poll an hour away: IDLE's fetches, not polls, stored the messages
+    assert mailbox.next_poll_at > timezone.now() + timedelta(minutes=50)
     assert Message.objects.filter(mailbox=mailbox, message_id__in=[mid, mid2]).count() == 2
     assert watcher().stats.connects >= 2
 
@@ -175,6 +184,58 @@ def test_mail_is_stored_across_a_token_expiry(
         assert watcher.stats.failures == 0  # never refused: the token was always fresh
     finally:
         oidc.set_access_token_ttl(3600)
+
+
+@pytest.fixture(scope="module")
+def tls_dovecot(dovecot: Any, oidc: Any) -> Iterator[IdleDovecot]:
+    client_id, secret = DOVECOT_CLIENT
+    introspection = oidc.issuer.replace("http://", f"http://{client_id}:{secret}@")
+    with IdleDovecot(introspection_url=f"{introspection}/token/introspection", tls=True) as server:
+        yield server
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_idle_over_tls_verifies_the_server_and_stores_mail(
+    tls_dovecot, service, security, monkeypatch
+) -> None:
+    # the server's self-signed certificate is the only one trusted: verification stays on
+    monkeypatch.setenv("SSL_CERT_FILE", tls_dovecot.certificate)
+    user = "pat@example.test"
+    port = tls_dovecot.imaps_port if security == "ssl" else tls_dovecot.imap_port
+    mailbox = _idle_mailbox(
+        tls_dovecot,
+        user,
+        PASSWORD_USERS[user],
+        name=f"idle-tls-{security}",
+        security=security,
+        port=port,
+    )
+    runtime = Runtime(service)
+    runtime.until(
+        "watching over TLS",
+        lambda: mailbox.pk in service.watching() and service.watching()[mailbox.pk].stats.connected,
+    )
+    mid, raw = _raw(f"tls-{security}")
+    tls_dovecot.deliver(user, raw)
+    runtime.until("the message stored", _stored(mailbox, mid))
+    assert service.watching()[mailbox.pk].stats.failures == 0
+
+
+def test_idle_refuses_a_server_it_cannot_verify(tls_dovecot, service) -> None:
+    user = "pat@example.test"
+    mailbox = _idle_mailbox(
+        tls_dovecot,
+        user,
+        PASSWORD_USERS[user],
+        name="idle-tls-untrusted",
+        security="ssl",
+        port=tls_dovecot.imaps_port,
+    )
+    runtime = Runtime(service)
+    # the failing connection makes a poll, which names the reason on the mailbox
+    runtime.until("the mailbox failing", lambda: _health(mailbox) == ("failing", "tls.failed"))
+    assert not service.watching()[mailbox.pk].stats.connected
+    assert Message.objects.filter(mailbox=mailbox).count() == 0
 
 
 def test_fifty_mailboxes_on_one_thread_each_watched_by_one_worker(own_dovecot) -> None:

@@ -14,12 +14,32 @@ import subprocess
 import time
 
 from tests.servers.dovecot import DOVECOT, DovecotServer, _wait_for_port
+from tests.servers.fakes import self_signed_certificate
 
 
 class IdleDovecot(DovecotServer):
+    """`tls`: also serve implicit TLS (imaps_port) and STARTTLS, with a self-signed
+    certificate for 127.0.0.1 at `certificate` (a client trusts it through SSL_CERT_FILE)."""
+
+    def __init__(self, *, introspection_url: str, tls: bool = False) -> None:
+        self.certificate = ""
+        self._key = ""
+        if tls:
+            self.certificate, self._key = self_signed_certificate()
+        super().__init__(introspection_url=introspection_url)
+
     def _config(self) -> str:
+        config = super()._config()
+        if self.certificate:
+            config = config.replace(
+                "\nssl = no\n",
+                f"\nssl = yes\nssl_cert = <{self.certificate}\nssl_key = <{self._key}\n",
+            ).replace(
+                "inet_listener imaps {\n    port = 0",
+                f"inet_listener imaps {{\n    port = {self.imaps_port}",
+            )
         return (
-            super()._config()
+            config
             + """
 default_process_limit = 2000
 default_client_limit = 4000

@@ -62,7 +62,7 @@ class FakeProvider:
         scheme = "http"
         if tls:  # a self-signed certificate: what verify_ssl exists for
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*_self_signed_certificate())
+            context.load_cert_chain(*self_signed_certificate())
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
             scheme = "https"
         self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
@@ -139,7 +139,7 @@ GOOGLE_INVALID_GRANT = Canned(
 )
 
 
-def _self_signed_certificate() -> tuple[str, str]:
+def self_signed_certificate() -> tuple[str, str]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

@@ -8,7 +8,9 @@ starts or stops watchers to match. New mail only makes the mailbox due now (a co
 update of next_poll_at) and wakes the worker: the fetch itself goes through the normal claimed
 poll, so IDLE has polling's guarantees (no loss, never two fetches of a mailbox at once). An
 arrival the fetch may have missed (it was already under way) makes the mailbox due again
-until a fetch has started after it."""
+until a fetch has started after it. A connection that starts failing, or is back after
+failures, also makes it due: that poll records the mailbox's health. The poll on the mailbox's
+own interval goes on beside IDLE, a safety net for whatever a watch missed."""
 
 from __future__ import annotations
 
@@ -247,14 +249,16 @@ class IdleService:
         """Runs on the loop and returns at once: the watcher goes on reading while the
         arrival is written (all arrivals since the last write in one UPDATE)."""
         if event.kind in ("changed", "exists"):
-            self._due.add(event.key)
-            if self._marker is None or self._marker.done():
-                self._marker = asyncio.get_running_loop().create_task(self._mark_arrivals())
+            self._fetch_soon(event.key)
         elif event.kind == "error":
             log.info("IDLE on mailbox %s: %s", event.key, event.message)
             error = event.error
             refused = isinstance(error, AuthRefused | ServiceError) and not error.transient
             watch = self._watches.get(event.key)
+            if watch is not None and watch.watcher.stats.consecutive_failures == 1:
+                # A poll now, once per streak of failures, records the mailbox's health
+                # (with its reason and backoff): not only at the next poll, maybe an hour away.
+                self._fetch_soon(event.key)
             if refused and watch is not None:
                 # the same login again would be refused again: not every few minutes
                 watch.watcher.stop()
@@ -262,6 +266,12 @@ class IdleService:
                     self._refused.add(event.key)
 
     # --- arrivals --------------------------------------------------------------------------
+
+    def _fetch_soon(self, key: int) -> None:
+        """On the loop: the mailbox made due now, with the others since the last write."""
+        self._due.add(key)
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.get_running_loop().create_task(self._mark_arrivals())
 
     async def _mark_arrivals(self) -> None:
         while self._due:

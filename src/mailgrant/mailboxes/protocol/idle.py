@@ -93,9 +93,9 @@ class FolderLook:
 
 @dataclass(frozen=True)
 class IdleEvent:
-    """`kind`: "changed" (the folder is not as last seen, on a (re)connection), "exists"
-    (new mail while idling), "error" (the connection failed; `message` says why, and the
-    watcher reconnects with backoff)."""
+    """`kind`: "changed" (on a (re)connection: the folder is not as last seen, or the
+    connection is back after failures), "exists" (new mail while idling), "error" (the
+    connection failed; `message` says why, and the watcher reconnects with backoff)."""
 
     key: int
     kind: str
@@ -352,8 +352,9 @@ class IdleWatcher:
             look = await self._select(conn)
             self.stats.connects += 1
             self.stats.connected = True
+            back = self.stats.consecutive_failures > 0
             self.stats.consecutive_failures = 0
-            if look != self.last_look:
+            if look != self.last_look or back:
                 self.last_look = look
                 await self.on_event(IdleEvent(self.target.key, "changed", exists=look.exists))
             if "IDLE" not in conn.capabilities:
