@@ -12,6 +12,8 @@ N authorized grants all due now. Then:
   mailgrant       oauth.jobs.grants_refresh_due run in rounds, as the worker runs it, with a pool
                   of C threads (its submit), until every grant is refreshed: claims, the refresh
                   lease, the token request, the grant's write with its audit row
+  mailgrant xP    the same in P processes sharing the database and the concurrency, as
+                  `mailgrant worker` run once per core shares a fleet's grants
 
 Each phase starts from fresh refresh tokens. "ratio" is the raw refreshes/s over mailgrant's
 (1.0: the job costs nothing beyond the token request; target >= 0.8 against keep-alive). Every
@@ -223,6 +225,10 @@ def make_grants(count: int, phase: str) -> list[str]:
             )
         )
     Grant.objects.bulk_create(rows, batch_size=500)
+    # A table loaded at once has no planner statistics yet (autovacuum would gather them on
+    # a live database): without them PostgreSQL reads every grant for each claim.
+    with connections["default"].cursor() as cursor:
+        cursor.execute(f"ANALYZE {Grant._meta.db_table}")
     connections.close_all()
     return tokens
 
@@ -317,6 +323,66 @@ def mailgrant_job(count: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
+def mailgrant_processes(count: int, concurrency: int, processes: int, home: Path) -> float:
+    """The job in `processes` worker processes sharing the database (and the concurrency), as
+    `mailgrant worker` runs once per core: seconds from the start signal until every grant is
+    refreshed (the processes' start-up is not counted)."""
+    share = max(1, concurrency // processes)
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--job-process", str(home), str(share)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(processes)
+    ]
+    for child in children:
+        assert child.stdout is not None
+        if child.stdout.readline().strip() != "ready":
+            raise SystemExit("FAIL: a job process did not start")
+    started = time.perf_counter()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    failed = [child for child in children if child.wait() != 0]
+    seconds = time.perf_counter() - started
+    if failed:
+        raise SystemExit(f"FAIL: {len(failed)} job process(es) failed")
+    from mailgrant.oauth.models import Grant
+
+    if Grant.objects.filter(refresh_count=0).exists():
+        raise SystemExit("FAIL: grants left unrefreshed")
+    return seconds
+
+
+def job_process(share: int) -> None:
+    """One of mailgrant_processes' workers: rounds until no grant is due or being refreshed."""
+    import django
+    from django.utils import timezone
+
+    sys.path.insert(0, str(ROOT / "src"))
+    django.setup()
+    from mailgrant.oauth.jobs import grants_refresh_due
+    from mailgrant.oauth.models import Grant
+
+    print("ready", flush=True)
+    sys.stdin.readline()
+    with ThreadPoolExecutor(share) as pool:
+        ctx = PoolContext(pool, share)
+        while not ctx.failed:
+            ctx.now = timezone.now()
+            if grants_refresh_due(ctx):
+                continue
+            if ctx.slots() == share and not Grant.objects.filter(refresh_count=0).exists():
+                break
+            time.sleep(0.002)
+    if ctx.failed:
+        raise SystemExit(f"FAIL: {len(ctx.failed)} refreshes failed, e.g. {ctx.failed[0]!r}")
+
+
 def check_once(endpoint: TokenEndpoint, tokens: list[str]) -> None:
     from mailgrant.oauth.models import Grant
 
@@ -335,6 +401,9 @@ def main() -> None:
     if sys.argv[1:2] == ["--serve-endpoint"]:
         serve_endpoint(float(sys.argv[2]))
         return
+    if sys.argv[1:2] == ["--job-process"]:
+        job_process(int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grants", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -345,6 +414,13 @@ def main() -> None:
         default=0.0,
         metavar="MS",
         help="the endpoint answers after this long (a real provider is tens of ms away)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        metavar="P",
+        help="also run the job in P worker processes sharing the concurrency (1: not)",
     )
     parser.add_argument(
         "--database-url",
@@ -374,6 +450,12 @@ def main() -> None:
         endpoint.reset()
         results["mailgrant"] = mailgrant_job(count, c)
         check_once(endpoint, tokens)
+        if args.processes > 1:
+            tokens = make_grants(count, "processes")
+            endpoint.reset()
+            name = f"mailgrant x{args.processes}"
+            results[name] = mailgrant_processes(count, c, args.processes, Path(home))
+            check_once(endpoint, tokens)
         base = results["raw keep-alive"]
         for name, seconds in results.items():
             rate = count / seconds
