@@ -1,9 +1,10 @@
 import functools
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 
 from mailgrant.common.health import HEALTH_CHOICES, Health, Reason
 
@@ -55,6 +56,57 @@ def audit_insert_sql() -> str:
     )
 
 
+class Event(models.Model):
+    """The outbox: one row for each change reported, written in the change's own transaction
+    (common.events), so no event tells of a change that did not happen and none is missed.
+    Kept MAILGRANT_EVENT_RETENTION, read by the API and fanned out to webhook deliveries."""
+
+    uid = models.CharField(max_length=40, unique=True, help_text="The webhook-id.")
+    type = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(db_index=True)
+    subject_type = models.CharField(max_length=100, blank=True, help_text="app_label.model")
+    subject_id = models.CharField(max_length=100, blank=True)
+    subject_name = models.CharField(max_length=300, blank=True)
+    # Plain ids, not foreign keys: the outbox is below the apps it reports on, and an event
+    # outlives the object it tells of.
+    mailbox_ref = models.BigIntegerField(null=True, blank=True, db_index=True)
+    client_ref = models.BigIntegerField(null=True, blank=True, db_index=True)
+    sequence = models.BigIntegerField(
+        null=True, blank=True, help_text="message.received: the mailbox's, gap-free"
+    )
+    data = models.JSONField(default=dict)
+    dispatched = models.BooleanField(default=False, help_text="Fanned out to webhook deliveries.")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["id"], name="event_undispatched", condition=models.Q(dispatched=False)
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox_ref", "sequence"],
+                name="event_mailbox_sequence",
+                condition=models.Q(sequence__isnull=False),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.uid} {self.type} {self.subject_name}"
+
+
+class EventSequence(models.Model):
+    """A gap-free counter (e.g. "mailbox:12" for its message.received events), taken in the
+    transaction of the events it numbers: a rollback gives the numbers back."""
+
+    key = models.CharField(max_length=100, unique=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value}"
+
+
 class HealthTracked(models.Model):
     """An object with a health (common.health): grants, clients, mailboxes, directories. The
     app's services move it through `health_failed` / `health_succeeded` / `health_set`, in the
@@ -72,8 +124,62 @@ class HealthTracked(models.Model):
     )
     consecutive_failures = models.PositiveIntegerField(default=0)
 
+    # The event each change of health reports (common.events): keyed by the new health's
+    # reason code, else by the health; "recovered" is ok again after failing or
+    # needs_reauthorization. A change to a health whose event is the previous one's reports
+    # nothing again (failing to needs_reauthorization of a mailbox, say).
+    health_events: ClassVar[dict[str, str]] = {}
+
     class Meta:
         abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saved with the event its change of health reports, in one transaction."""
+        if self.__dict__.get("_health_from") is None:
+            super().save(*args, **kwargs)
+            return
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            self.health_announce()
+
+    def health_announce(self) -> None:
+        """Write the event of the health change since the last announce, if it reports one
+        (for a service that writes the row itself, in its own transaction; save() calls it)."""
+        previous = self.__dict__.pop("_health_from", None)
+        if previous is None or previous == self.health:
+            return
+        name = self._health_event_name(self.health, self.health_reason, previous)
+        if not name or name == self._health_event_name(previous, "", None):
+            return
+        from mailgrant.common.events import admin_url, event_record
+
+        refs = self.event_refs()
+        event_record(
+            type=name,
+            subject=self,
+            data={
+                "health": self.health,
+                "previous_health": previous,
+                "reason": self.health_reason,
+                "hint": self.health_hint,
+                "since": self.health_since.isoformat() if self.health_since else None,
+                "consecutive_failures": self.consecutive_failures,
+                "url": admin_url(self),
+            },
+            mailbox_id=refs.get("mailbox_id"),
+            client_id=refs.get("client_id"),
+        )
+
+    def _health_event_name(self, health: str, reason: str, previous: str | None) -> str:
+        events = self.health_events
+        if health == Health.OK.value:
+            bad = (Health.FAILING.value, Health.NEEDS_REAUTHORIZATION.value)
+            return events.get("recovered", "") if previous in bad else ""
+        return events.get(reason) or events.get(health, "")
+
+    def event_refs(self) -> dict[str, int | None]:
+        """The mailbox and client its events are filed under (webhooks filter by them)."""
+        return {}
 
     def health_set(
         self, *, health: Health, reason: str = "", hint: str = "", now: datetime
@@ -82,6 +188,7 @@ class HealthTracked(models.Model):
         for `save(update_fields=...)`. `health_since` moves only when the health itself does."""
         changed = []
         if self.health != health:
+            self.__dict__.setdefault("_health_from", self.health)
             self.health = health.value
             self.health_since = now
             changed += ["health", "health_since"]

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "mailgrant.mailboxes",
     "mailgrant.directory",
     "mailgrant.sso",
+    "mailgrant.notify",
     "mailgrant.api",
     "mailgrant.worker",
     "mailgrant.cli",
@@ -208,6 +209,8 @@ MAILGRANT_IDLE_MAX = int(os.environ.get("MAILGRANT_IDLE_MAX", "1000"))
 MAILGRANT_MESSAGE_STORE = Path(
     os.environ.get("MAILGRANT_MESSAGE_STORE", str(MAILGRANT_HOME / "messages"))
 ).resolve()
+# Events (the outbox: webhooks, GET /api/v1/events) are kept this long, in seconds.
+MAILGRANT_EVENT_RETENTION = int(os.environ.get("MAILGRANT_EVENT_RETENTION", str(14 * 24 * 3600)))
 # LDAP directories: seconds to connect and per operation.
 MAILGRANT_LDAP_TIMEOUT = float(os.environ.get("MAILGRANT_LDAP_TIMEOUT", "15"))
 # How long a started authorization (Validate) may take.

@@ -23,6 +23,12 @@ def default_attribute_map() -> dict[str, str]:
 class LdapDirectory(HealthTracked):
     """A directory whose people are imported (read-only) as users and linked to SSO sign-ins."""
 
+    health_events = {
+        "failing": "directory.sync_failed",
+        "needs_reauthorization": "directory.sync_failed",
+        "recovered": "directory.recovered",
+    }
+
     class Security(models.TextChoices):
         NONE = "none", "None (plain LDAP)"
         STARTTLS = "starttls", "StartTLS"

@@ -20,6 +20,15 @@ def validate_post_fetch_action(value: str) -> None:
 class Mailbox(HealthTracked):
     """A mailbox mailgrant fetches from (IMAP, POP3) or sends through (SMTP)."""
 
+    health_events = {
+        "failing": "mailbox.failing",
+        "needs_reauthorization": "mailbox.failing",
+        "recovered": "mailbox.recovered",
+    }
+
+    def event_refs(self) -> dict[str, int | None]:
+        return {"mailbox_id": self.pk, "client_id": self.oauth_client_id}
+
     class Direction(models.TextChoices):
         INCOMING = "incoming", "Incoming"
         OUTGOING = "outgoing", "Outgoing"

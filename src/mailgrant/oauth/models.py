@@ -14,6 +14,17 @@ class OAuthClient(HealthTracked):
     """One application registered at a provider (the fields of its form, README). It knows
     nothing of who uses it: mailboxes point at it, sign-in settings (sso) extend it."""
 
+    health_events = {
+        "client.secret_expiring": "client.secret_expiring",
+        "client.secret_expired": "client.secret_expired",
+        "failing": "client.failing",
+        "needs_reauthorization": "client.failing",
+        "recovered": "client.recovered",
+    }
+
+    def event_refs(self) -> dict[str, int | None]:
+        return {"client_id": self.pk}
+
     class Type(models.TextChoices):
         MAILBOX = MAILBOX, "Email box"
         USER = USER, "User"
@@ -98,6 +109,15 @@ class OAuthClient(HealthTracked):
 
 class Grant(HealthTracked):
     """One account's authorization of a client, with its tokens (encrypted)."""
+
+    health_events = {
+        "needs_reauthorization": "grant.needs_reauthorization",
+        "failing": "grant.failing",
+        "recovered": "grant.recovered",
+    }
+
+    def event_refs(self) -> dict[str, int | None]:
+        return {"client_id": self.client_id}
 
     class State(models.TextChoices):
         UNAUTHORIZED = "unauthorized", "Unauthorized"

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from mailgrant.common.events import events_purge_expired
 from mailgrant.common.jobs import InlineContext, JobContext
 from mailgrant.directory.jobs import ldap_directories_sync_due
 from mailgrant.mailboxes.idle import IdleService
@@ -56,6 +57,10 @@ def authorizations_purge(ctx: JobContext) -> int:
     return authorizations_purge_due()
 
 
+def events_purge(ctx: JobContext) -> int:
+    return events_purge_expired(now=ctx.now)
+
+
 # Refreshes first: a round's free slots go to a token about to expire before a late poll.
 JOBS: tuple[Job, ...] = (
     grants_refresh_due,
@@ -63,6 +68,7 @@ JOBS: tuple[Job, ...] = (
     ldap_directories_sync_due,
     at_most_every(60, authorizations_purge),
     at_most_every(60, clients_check_secret_expiry),
+    at_most_every(600, events_purge),
 )
 RENEWALS: tuple[LeaseRenewal, ...] = (mailboxes_leases_renew,)
 # Long-lived services beside the rounds: IMAP IDLE watches, each mailbox leased to one worker.

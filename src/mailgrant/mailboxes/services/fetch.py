@@ -13,11 +13,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from mailgrant.common import metrics as METRICS
 from mailgrant.common.audit import SYSTEM, WORKER, Actor, AuditAction, audit_record
 from mailgrant.common.errors import NeedsAdmin, ServiceError
+from mailgrant.common.events import Subject, event_build, event_sequence_take, events_record
 from mailgrant.mailboxes.health import Failure, mailbox_failure_of
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.protocol.imap import ImapClient, ServerMessage
@@ -231,7 +233,7 @@ def _fetch_imap(
                     # The batch before is stored and durable: its rows stay (its post-fetch
                     # action runs on the next fetch), this batch stays on the server.
                     if in_flight:
-                        _insert_messages(in_flight.result())
+                        _insert_messages(mailbox, in_flight.result())
                     raise
                 result.fetched += len(fetched)
                 result.bytes += sum(len(raw) for _, raw in fetched)
@@ -267,7 +269,7 @@ def _commit_batch(
     """Once the batch's files are written and synced: commit its rows, then (only then) run
     the post-fetch action on the server."""
     rows = stored.result()  # re-raises a failed write or sync: nothing is committed then
-    _insert_messages(rows)
+    _insert_messages(mailbox, rows)
     uids = [int(r.uid) for r in rows]
     _imap_action(mailbox, imap, uids, destination.folder, destination.uidvalidity, result)
 
@@ -336,9 +338,11 @@ def _now_for_database() -> Any:
     return connection.ops.adapt_datetimefield_value(timezone.now())
 
 
-def _insert_messages(rows: Sequence[_Row]) -> None:
-    """One executemany. Django's bulk_create spent more preparing values than the database
-    spent storing them (bench/fetch.py). A row a killed run already committed is skipped."""
+def _insert_messages(mailbox: Mailbox, rows: Sequence[_Row]) -> None:
+    """One executemany, and a message.received event for each row new to the index, in one
+    transaction: a message is announced exactly when it is durable. Django's bulk_create spent
+    more preparing values than the database spent storing them (bench/fetch.py). A row a killed
+    run already committed is skipped (its event was committed with it)."""
     if not rows:
         return
     quote = connection.ops.quote_name
@@ -349,8 +353,55 @@ def _insert_messages(rows: Sequence[_Row]) -> None:
         sql = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
     else:
         sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, [r.values for r in rows])
+    folder, uidvalidity = rows[0].values[1], rows[0].values[2]
+    batch = Message.objects.filter(
+        mailbox_id=mailbox.pk, folder=folder, uidvalidity=uidvalidity, uid__in=[r.uid for r in rows]
+    )
+    with transaction.atomic():
+        known = set(batch.values_list("uid", flat=True))
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, [r.values for r in rows if r.uid not in known])
+        new = [r.uid for r in rows if r.uid not in known]
+        if new:
+            _announce_received(mailbox, batch.filter(uid__in=new).order_by("pk"))
+
+
+def _announce_received(mailbox: Mailbox, messages: QuerySet[Message]) -> None:
+    stored = list(
+        messages.values(
+            "pk", "folder", "uid", "message_id", "sender", "recipients", "subject", "date", "size"
+        )
+    )
+    first = event_sequence_take(key=f"mailbox:{mailbox.pk}", count=len(stored))
+    base = f"{settings.MAILGRANT_BASE_URL}/api/v1/messages"
+    about = Subject.of(mailbox)
+    events_record(
+        [
+            event_build(
+                type="message.received",
+                subject=about,
+                data={
+                    "mailbox": {"id": mailbox.pk, "name": mailbox.name},
+                    "message": {
+                        "id": row["pk"],
+                        "message_id": row["message_id"],
+                        "from": row["sender"],
+                        "to": row["recipients"],
+                        "subject": row["subject"],
+                        "date": row["date"].isoformat() if row["date"] else None,
+                        "size": row["size"],
+                        "folder": row["folder"],
+                        "uid": row["uid"],
+                        "raw_url": f"{base}/{row['pk']}/raw",
+                    },
+                },
+                mailbox_id=mailbox.pk,
+                client_id=mailbox.oauth_client_id,
+                sequence=first + n,
+            )
+            for n, row in enumerate(stored)
+        ]
+    )
 
 
 def _imap_action(
@@ -433,7 +484,7 @@ def _fetch_pop3(
 
         def commit() -> None:
             sync(destination.root, [r.path for r in rows])
-            _insert_messages(rows)
+            _insert_messages(mailbox, rows)
             to_delete.extend(numbers[r.uid] for r in rows)
             rows.clear()
             if progress:
@@ -450,7 +501,7 @@ def _fetch_pop3(
             except MailError:
                 if rows:  # what is written is kept; this one and the rest stay on the server
                     sync(destination.root, [r.path for r in rows])
-                    _insert_messages(rows)
+                    _insert_messages(mailbox, rows)
                 raise
             row = _stored_row(destination, m.uidl, raw, _now_for_database())
             write_message(destination.root, row.path, raw)

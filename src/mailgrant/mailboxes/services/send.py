@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Invalid, NeedsAdmin, ServiceError
+from mailgrant.common.events import event_record
 from mailgrant.mailboxes.health import mailbox_failure_of
 from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.protocol.compose import (
@@ -29,6 +30,7 @@ from mailgrant.mailboxes.services.login import (
     with_mailbox_login,
 )
 from mailgrant.mailboxes.services.outcome import mailbox_health_record
+from mailgrant.mailboxes.store import envelope
 
 
 def mailbox_send(
@@ -87,6 +89,23 @@ def mailbox_send(
             target=mailbox,
             action=AuditAction.MAILBOX_SENT,
             message=f"to {len(result.accepted)} recipient(s): {result.reply}",
+        )
+        info = envelope(raw)
+        event_record(
+            type="message.sent",
+            subject=mailbox,
+            data={
+                "mailbox": {"id": mailbox.pk, "name": mailbox.name},
+                "message_id": info.message_id,
+                "subject": info.subject,
+                "from": envelope_from,
+                "recipients": list(recipients),
+                "accepted": list(result.accepted),
+                "size": len(raw),
+                "reply": result.reply,
+            },
+            mailbox_id=mailbox.pk,
+            client_id=mailbox.oauth_client_id,
         )
     return result
 

@@ -20,6 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from mailgrant.common.audit import SYSTEM, Actor, AuditAction, audit_record
 from mailgrant.common.errors import Invalid, NeedsAdmin, PeerFailed, Refused, ServiceError
+from mailgrant.common.events import event_record
 from mailgrant.oauth import protocol, schedule
 from mailgrant.oauth.models import Grant, OAuthClient, PendingAuthorization
 from mailgrant.oauth.protocol import ProviderError, TokenSet
@@ -422,6 +423,17 @@ def _grant_store_authorization(
             target=grant,
             action=AuditAction.GRANT_AUTHORIZED,
             message=f"Authorized as {account}",
+        )
+        event_record(
+            type="grant.authorized",
+            subject=grant,
+            data={
+                "account": account,
+                "scope": tokens.scope,
+                "client": {"id": client.pk, "name": client.name},
+                "again": previous is not None,
+            },
+            client_id=client.pk,
         )
     log.info("Client %s authorized as %s (grant %s)", client.name, account, grant.pk)
     return Authorized(

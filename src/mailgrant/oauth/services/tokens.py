@@ -374,6 +374,7 @@ def _refresh_succeeded(*, grant: Grant, tokens: TokenSet, actor: Actor) -> None:
     )
     grant.refresh_claimed_by = ""
     _grant_write(grant, (*_REFRESHED_FIELDS, *changed))
+    grant.health_announce()  # written above without save(): its event (grant.recovered) here
     _audit_refreshed(grant=grant, actor=actor)
     log.info("Refreshed grant %s (%s); valid until %s", grant.pk, grant.account, grant.expires_at)
 
