@@ -4,7 +4,6 @@ answer has its audit row (no "database is locked" from the workers' concurrent w
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from tests.servers.oidc import ACCOUNTS
+from tests.servers.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +54,6 @@ def _scalar(database_url: str, query: str) -> object:
         return row[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_served_broker_answers_every_caller_and_audits_every_call(
     oidc, tmp_path, database_url
 ) -> None:
@@ -75,7 +69,7 @@ def test_served_broker_answers_every_caller_and_audits_every_call(
                             str(grant["grant"])))["access_token"]  # fmt: skip
     key = _run(env, MAILGRANT, "apikey", "create", "--name", "served", "--scope", "tokens")
 
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(
         [MAILGRANT, "serve", "--listen", f"127.0.0.1:{port}", "--no-poll"],

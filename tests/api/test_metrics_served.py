@@ -4,7 +4,6 @@ calls answered by either process are all in one scrape, summed from the processe
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.servers.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -45,12 +46,6 @@ print(grant.pk, apikey_create(name="caller", scopes=["tokens"])[1],
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _no_background_flag(env: dict[str, str]) -> str:
     """`serve`'s switch for running without background work (its name as this version has it)."""
     usage = subprocess.run(
@@ -68,7 +63,7 @@ def test_two_serving_processes_are_summed_in_one_scrape(tmp_path: Path) -> None:
     made = subprocess.run([MAILGRANT, "shell", "-c", SETUP], check=True, **run)  # type: ignore[call-overload]
     grant, caller, prometheus = made.stdout.split()[-3:]
 
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(
         [MAILGRANT, "serve", "--listen", f"127.0.0.1:{port}", "--workers", "2",

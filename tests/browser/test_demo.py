@@ -19,7 +19,8 @@ import pytest
 
 from tests.peers import require
 from tests.servers.dovecot import dovecot_available
-from tests.servers.oidc import free_port, oidc_available
+from tests.servers.oidc import oidc_available
+from tests.servers.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -4,13 +4,14 @@ of a signed-in superuser."""
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from tests.servers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MAILGRANT = str(Path(sys.executable).with_name("mailgrant"))
@@ -30,12 +31,6 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_debug_serving_warns_and_logs_no_session_key(tmp_path: Path) -> None:
     env = _env(tmp_path)
     for args in (
@@ -46,7 +41,7 @@ def test_debug_serving_warns_and_logs_no_session_key(tmp_path: Path) -> None:
             [MAILGRANT, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, done.stderr
-    port = _free_port()
+    port = free_port()
     env["MAILGRANT_BASE_URL"] = base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:

@@ -13,7 +13,7 @@ from mailgrant.mailboxes.models import Mailbox
 from mailgrant.mailboxes.services.mailboxes import mailbox_save
 from mailgrant.oauth.models import Grant
 from tests.servers.listener import Listener
-from tests.servers.oidc import free_port
+from tests.servers.ports import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from django.db import connection
 from django.urls import reverse
 
 from mailgrant.oauth.models import OAuthClient
-from tests.servers.oidc import free_port
+from tests.servers.ports import free_port
 from tests.servers.proxy import AuthProxy
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from tests.servers.oidc import free_port
+from tests.servers.ports import free_port
 
 DOVECOT = "/usr/sbin/dovecot"
 

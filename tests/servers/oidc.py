@@ -7,7 +7,6 @@ import atexit
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -19,6 +18,8 @@ from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+
+from tests.servers.ports import free_port
 
 HERE = Path(__file__).resolve().parent / "oidc"
 OIDC_PROVIDER_VERSION = "9.13.3"
@@ -81,12 +82,6 @@ def oidc_available() -> tuple[bool, str]:
             "run `make peers` (npm ci in tests/servers/oidc)",
         )
     return True, ""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OidcServer:

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from ldap3 import MODIFY_REPLACE, Connection, Server
 
-from tests.servers.oidc import free_port
+from tests.servers.ports import free_port
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
