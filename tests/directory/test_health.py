@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 
 from mailgrant.common.jobs import InlineContext
+from mailgrant.common.models import Event
 from mailgrant.directory.jobs import ldap_directories_sync_due
 from mailgrant.directory.models import LdapDirectory
 from mailgrant.directory.services.directories import ldap_directory_save
@@ -84,6 +85,12 @@ def test_a_stopped_directory_backs_off_and_recovers_by_itself(make_directory, ow
     assert down.next_sync_at - down.last_sync_at == timedelta(minutes=down.sync_interval)
     good.refresh_from_db()
     assert good.health == "ok"
+    # one event when it started failing, one when it recovered: not one per failed sync
+    events = Event.objects.filter(subject_type="directory.ldapdirectory")
+    assert list(events.values_list("type", "subject_id")) == [
+        ("directory.sync_failed", str(down.pk)),
+        ("directory.recovered", str(down.pk)),
+    ]
 
 
 def test_a_refused_bind_is_explained_and_waits_for_its_interval(make_directory) -> None:

@@ -8,13 +8,17 @@ import uuid
 
 import pytest
 
+from mailgrant.common.errors import ServiceError
 from mailgrant.common.events import event_body
 from mailgrant.common.models import Event
-from mailgrant.mailboxes.models import Message
+from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.services.fetch import mailbox_fetch
+from mailgrant.mailboxes.services.mailboxes import mailbox_save
 from mailgrant.mailboxes.services.send import mailbox_send
+from tests.conftest import DOVECOT_CLIENT
 from tests.mailboxes.conftest import message
 from tests.servers.dovecot import PASSWORD_USERS
+from tests.servers.dovecot_idle import IdleDovecot
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -66,3 +70,32 @@ def test_a_sent_message_is_announced_once_accepted(dovecot, make_mailbox) -> Non
     assert data["recipients"] == ["alice@example.test"] and data["accepted"]
     assert data["message_id"] == "<m1-sent-event@example.test>"
     assert event.mailbox_ref == mailbox.pk and event.sequence is None
+
+
+def test_a_fetch_that_starts_failing_is_announced_once_and_its_recovery_once(dovecot, oidc) -> None:
+    client_id, secret = DOVECOT_CLIENT
+    introspection = oidc.issuer.replace("http://", f"http://{client_id}:{secret}@")
+    with IdleDovecot(introspection_url=f"{introspection}/token/introspection") as own:
+        mailbox = mailbox_save(
+            mailbox=Mailbox(
+                name="flaky",
+                host="127.0.0.1",
+                port=own.imap_port,
+                security="none",
+                username=PAT,
+                auth_method="password",
+            ),
+            password=PASSWORD_USERS[PAT],
+        )
+        mailbox_fetch(mailbox=mailbox)
+        own.halt()
+        for _ in range(3):  # three failed fetches: one incident's worth of news
+            with pytest.raises(ServiceError):
+                mailbox_fetch(mailbox=mailbox)
+        own.resume()
+        mailbox_fetch(mailbox=mailbox)
+        mailbox_fetch(mailbox=mailbox)
+    events = list(Event.objects.filter(mailbox_ref=mailbox.pk).values_list("type", flat=True))
+    assert events == ["mailbox.failing", "mailbox.recovered"]
+    failing = event_body(Event.objects.get(type="mailbox.failing"))["data"]
+    assert failing["reason"] == "connect.refused" and failing["consecutive_failures"] == 1

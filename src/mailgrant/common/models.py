@@ -142,6 +142,14 @@ class HealthTracked(models.Model):
             super().save(*args, **kwargs)
             self.health_announce()
 
+    def health_load(self, values: dict[str, Any]) -> None:
+        """Take the health fields as the database has them now (`values`: health_* and
+        consecutive_failures, e.g. counted by another process since this was loaded): the
+        next change is reported against them."""
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.__dict__.pop("_health_from", None)
+
     def health_announce(self) -> None:
         """Write the event of the health change since the last announce, if it reports one
         (for a service that writes the row itself, in its own transaction; save() calls it)."""

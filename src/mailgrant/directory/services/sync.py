@@ -107,6 +107,7 @@ def ldap_directory_sync(*, directory: LdapDirectory, actor: Actor = SYSTEM) -> S
         LdapDirectory.objects.filter(pk=directory.pk).update(**fields)
         for name, value in fields.items():
             setattr(directory, name, value)
+        directory.health_announce()
         audit_record(
             actor=actor,
             target=directory,
@@ -168,8 +169,7 @@ def _health_fields(*, directory: LdapDirectory, now: datetime, reason: Reason | 
     """The directory's health after a sync (its health fields read again first: another
     worker may have counted a failure since it was loaded), as the changed values."""
     current = LdapDirectory.objects.filter(pk=directory.pk).values(*HEALTH_FIELDS).first()
-    for name, value in (current or {}).items():
-        setattr(directory, name, value)
+    directory.health_load(current or {})
     if reason is None:
         changed = directory.health_succeeded(now=now)
     else:
@@ -195,6 +195,7 @@ def _record_failure(
             reason=reason,
         )
         LdapDirectory.objects.filter(pk=directory.pk).update(**fields)
+        directory.health_announce()
         audit_record(
             actor=actor,
             target=directory,

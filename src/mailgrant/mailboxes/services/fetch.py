@@ -121,6 +121,7 @@ def _record_outcome(
         Mailbox.objects.filter(pk=mailbox.pk).update(**fields)
         for key, value in fields.items():
             setattr(mailbox, key, value)
+        mailbox.health_announce()
         if error or actor not in (SYSTEM, WORKER) or (result and result.fetched):
             audit_record(
                 actor=actor,

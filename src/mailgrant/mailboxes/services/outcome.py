@@ -53,8 +53,7 @@ def mailbox_health_apply(
     one UPDATE with the caller's own fields."""
     current = Mailbox.objects.filter(pk=mailbox.pk).values(*HEALTH_FIELDS).first()
     if current:
-        for name, value in current.items():
-            setattr(mailbox, name, value)
+        mailbox.health_load(current)
     if failure is None:
         changed = mailbox.health_succeeded(now=now)
     else:
@@ -103,3 +102,4 @@ def mailbox_health_record(
     Mailbox.objects.filter(pk=mailbox.pk).update(**fields)
     for key, value in fields.items():
         setattr(mailbox, key, value)
+    mailbox.health_announce()
