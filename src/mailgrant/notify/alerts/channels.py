@@ -70,11 +70,9 @@ def _list_of(value: Any, *, field: str, allowed: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def _apply(channel: NotificationChannel, values: Mapping[str, Any]) -> None:
-    unknown = sorted(set(values) - CHANNEL_FIELDS)
-    if unknown:
-        raise Invalid({name: "Not a channel field." for name in unknown})
-    errors: dict[str, str] = {}
+def _apply(channel: NotificationChannel, values: Mapping[str, Any]) -> dict[str, str]:
+    """`values` set on `channel`; field -> what is wrong with the value given."""
+    errors = {name: "Not a channel field." for name in sorted(set(values) - CHANNEL_FIELDS)}
     for name, value in values.items():
         try:
             if name in ("mailbox", "only_mailbox"):
@@ -99,12 +97,12 @@ def _apply(channel: NotificationChannel, values: Mapping[str, Any]) -> None:
                 setattr(channel, name, str(value).strip() if value is not None else "")
         except Invalid as exc:
             errors.update(exc.fields)
-    if errors:
-        raise Invalid(errors)
+    return errors
 
 
-def _check(channel: NotificationChannel) -> None:
-    """Every rule of a channel; Invalid naming each field at fault."""
+def _check(channel: NotificationChannel, *, given: dict[str, str]) -> None:
+    """Every rule of a channel, with the errors of the values `given`; Invalid naming each
+    field at fault."""
     errors: dict[str, str] = {}
     if not channel.name:
         errors["name"] = "A name is needed."
@@ -134,6 +132,7 @@ def _check(channel: NotificationChannel) -> None:
             errors["recipients"] = "Only an email channel has recipients."
         if channel.mailbox_id is not None:
             errors["mailbox"] = "Only an email channel sends through a mailbox."
+    errors.update(given)  # what was wrong with a value says more than what it left
     if errors:
         raise Invalid(errors)
 
@@ -168,7 +167,7 @@ def notification_channel_create(
 ) -> NotificationChannel:
     """A new channel; Invalid (every field at fault) or Conflict (its name) saves nothing."""
     channel = NotificationChannel()
-    _apply(
+    errors = _apply(
         channel,
         {
             "name": name,
@@ -183,7 +182,7 @@ def notification_channel_create(
             "enabled": enabled,
         },
     )
-    _check(channel)
+    _check(channel, given=errors)
     _save(channel, action=AuditAction.NOTIFICATION_CHANNEL_CREATED, actor=actor)
     return channel
 
@@ -194,8 +193,7 @@ def notification_channel_update(
     """`channel` with `changes` (field -> value, as create takes them) applied and saved; on
     any error the stored row is unchanged."""
     stored = NotificationChannel.objects.get(pk=channel.pk)
-    _apply(stored, changes)
-    _check(stored)
+    _check(stored, given=_apply(stored, changes))
     _save(stored, action=AuditAction.NOTIFICATION_CHANNEL_UPDATED, actor=actor)
     return stored
 
