@@ -79,9 +79,7 @@ class Command(AdminCommand):
 
     def _channel(self, name: str) -> NotificationChannel:
         try:
-            return NotificationChannel.objects.select_related("mailbox", "endpoint").get(
-                name=name
-            )
+            return NotificationChannel.objects.select_related("mailbox", "endpoint").get(name=name)
         except NotificationChannel.DoesNotExist:
             raise CommandError(f"No alert channel named {name!r}.") from None
 
