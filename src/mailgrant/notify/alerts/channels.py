@@ -103,6 +103,14 @@ def _apply(channel: NotificationChannel, values: Mapping[str, Any]) -> dict[str,
 def _check(channel: NotificationChannel, *, given: dict[str, str]) -> None:
     """Every rule of a channel, with the errors of the values `given`; Invalid naming each
     field at fault."""
+    errors = {**notification_channel_errors(channel=channel), **given}
+    if errors:
+        raise Invalid(errors)
+
+
+def notification_channel_errors(*, channel: NotificationChannel) -> dict[str, str]:
+    """Field -> what breaks a channel's rules (for a form to show before saving); empty when
+    it is valid."""
     errors: dict[str, str] = {}
     if not channel.name:
         errors["name"] = "A name is needed."
@@ -132,9 +140,7 @@ def _check(channel: NotificationChannel, *, given: dict[str, str]) -> None:
             errors["recipients"] = "Only an email channel has recipients."
         if channel.mailbox_id is not None:
             errors["mailbox"] = "Only an email channel sends through a mailbox."
-    errors.update(given)  # what was wrong with a value says more than what it left
-    if errors:
-        raise Invalid(errors)
+    return errors
 
 
 def _save(channel: NotificationChannel, *, action: AuditAction, actor: Actor) -> None:
