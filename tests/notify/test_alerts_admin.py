@@ -13,8 +13,14 @@ ADD = "/admin/notify/notificationchannel/add/"
 
 
 def _form(**fields):
-    data = {"name": "ops", "kind": "email", "enabled": "on", "recipients": "ops@example.test",
-            "healths": ["failing", "needs_reauthorization"], "subject_kinds": ["mailbox"]}  # fmt: skip
+    data = {
+        "name": "ops",
+        "kind": "email",
+        "enabled": "on",
+        "recipients": "ops@example.test",
+        "healths": ["failing", "needs_reauthorization"],
+        "subject_kinds": ["mailbox"],
+    }
     data.update(fields)
     return data
 
