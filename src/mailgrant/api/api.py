@@ -12,6 +12,7 @@ from ninja.parser import Parser
 from mailgrant.api import errors
 from mailgrant.api.broker import with_fast_path
 from mailgrant.api.routers import (
+    alerts,
     authorizations,
     clients,
     grants,
@@ -55,6 +56,8 @@ api.add_router("/authorizations", authorizations.router)
 api.add_router("/grants", grants.router)
 api.add_router("/mailboxes", mailboxes.router)
 api.add_router("/messages", messages.router)
+api.add_router("/alerts", alerts.router)
+api.add_router("/incidents", alerts.incidents_router)
 
 
 def urls() -> tuple[list[Any], str, str]:

@@ -211,6 +211,18 @@ MAILGRANT_MESSAGE_STORE = Path(
 ).resolve()
 # Events (the outbox: webhooks, GET /api/v1/events) are kept this long, in seconds.
 MAILGRANT_EVENT_RETENTION = int(os.environ.get("MAILGRANT_EVENT_RETENTION", str(14 * 24 * 3600)))
+# Alerts (notify.alerts): a reminder of an open incident at most this often, in seconds; the
+# sender of alert emails sent through Django's own SMTP settings (EMAIL_* below).
+MAILGRANT_ALERT_REMIND = int(os.environ.get("MAILGRANT_ALERT_REMIND", str(24 * 3600)))
+# Django's SMTP settings: alert channels with no outgoing mailbox of their own send through them.
+EMAIL_HOST = os.environ.get("MAILGRANT_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("MAILGRANT_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("MAILGRANT_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("MAILGRANT_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("MAILGRANT_EMAIL_STARTTLS", "") == "1"
+EMAIL_USE_SSL = os.environ.get("MAILGRANT_EMAIL_SSL", "") == "1"
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = os.environ.get("MAILGRANT_EMAIL_FROM", "mailgrant@localhost")
 # LDAP directories: seconds to connect and per operation.
 MAILGRANT_LDAP_TIMEOUT = float(os.environ.get("MAILGRANT_LDAP_TIMEOUT", "15"))
 # How long a started authorization (Validate) may take.

@@ -21,6 +21,7 @@ from mailgrant.common.jobs import InlineContext, JobContext
 from mailgrant.directory.jobs import ldap_directories_sync_due
 from mailgrant.mailboxes.idle import IdleService
 from mailgrant.mailboxes.jobs import mailboxes_leases_renew, mailboxes_poll_due
+from mailgrant.notify.alerts.jobs import incidents_check, notices_send_due
 from mailgrant.oauth.jobs import (
     authorizations_purge_due,
     clients_check_secret_expiry,
@@ -69,6 +70,8 @@ JOBS: tuple[Job, ...] = (
     at_most_every(60, authorizations_purge),
     at_most_every(60, clients_check_secret_expiry),
     at_most_every(600, events_purge),
+    at_most_every(15, incidents_check),
+    notices_send_due,
 )
 RENEWALS: tuple[LeaseRenewal, ...] = (mailboxes_leases_renew,)
 # Long-lived services beside the rounds: IMAP IDLE watches, each mailbox leased to one worker.
