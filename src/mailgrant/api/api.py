@@ -14,11 +14,13 @@ from mailgrant.api.broker import with_fast_path
 from mailgrant.api.routers import (
     authorizations,
     clients,
+    events,
     grants,
     health,
     mailboxes,
     messages,
     status,
+    webhooks,
 )
 
 
@@ -40,8 +42,8 @@ api = NinjaAPI(
     title="mailgrant",
     version="1",
     description="OAuth2 clients, grants, mailboxes and the token broker. Authenticate with "
-    "'Authorization: Bearer <API key>' (scopes: read, write, tokens, status; /metrics takes "
-    "metrics) or an admin session (with the rights of the user's Django permissions).",
+    "'Authorization: Bearer <API key>' (scopes: read, write, tokens, status, events; /metrics "
+    "takes metrics) or an admin session (with the rights of the user's Django permissions).",
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
@@ -55,6 +57,8 @@ api.add_router("/authorizations", authorizations.router)
 api.add_router("/grants", grants.router)
 api.add_router("/mailboxes", mailboxes.router)
 api.add_router("/messages", messages.router)
+api.add_router("/events", events.router)
+api.add_router("/webhooks", webhooks.router)
 
 
 def urls() -> tuple[list[Any], str, str]:
