@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import AwareDatetime, model_validator
+from pydantic import field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from mailgrant.api.schemas import _RFC3339 as RFC3339
 from mailgrant.api.schemas import MAX_ID, HealthFieldsOut, Input
 from mailgrant.notify.services.endpoints import RAW_MAX_BYTES_LIMIT
 
@@ -106,7 +108,20 @@ class RedeliverIn(Input):
     """One delivery by its id, or every delivery of events since a time: exactly one."""
 
     delivery: int | None = Field(None, ge=1, le=MAX_ID)
-    since: AwareDatetime | None = None
+    since: datetime | None = Field(
+        None,
+        strict=False,  # RFC 3339 text in JSON (_rfc3339 checks it first)
+        description="every delivery of an event written since then",
+    )
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        if value is not None and (not isinstance(value, str) or not RFC3339.fullmatch(value)):
+            raise PydanticCustomError(
+                "date_time", "must be a date and time with its offset, e.g. 2027-01-31T00:00:00Z"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> RedeliverIn:
