@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import field_validator, model_validator
+from pydantic import AwareDatetime, BeforeValidator, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from mailgrant.api.schemas import _RFC3339 as RFC3339
@@ -15,6 +15,19 @@ from mailgrant.api.schemas import MAX_ID, HealthFieldsOut, Input
 from mailgrant.notify.services.endpoints import RAW_MAX_BYTES_LIMIT
 
 EventTypeName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Only what the schema's date-time format says (RFC 3339 with an offset): not a number
+    (a Unix time to pydantic's lax mode), nor a time without its zone."""
+    if value is not None and (not isinstance(value, str) or not RFC3339.fullmatch(value)):
+        raise PydanticCustomError(
+            "date_time", "must be a date and time with its offset, e.g. 2027-01-31T00:00:00Z"
+        )
+    return value
+
+
+DateTimeText = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 EventUid = Annotated[str, Field(min_length=1, max_length=40)]
 Reference = Annotated[int, Field(ge=1, le=MAX_ID)] | Annotated[str, Field(min_length=1)]
 
@@ -117,11 +130,7 @@ class RedeliverIn(Input):
     @field_validator("since", mode="before")
     @classmethod
     def _rfc3339(cls, value: Any) -> Any:
-        if value is not None and (not isinstance(value, str) or not RFC3339.fullmatch(value)):
-            raise PydanticCustomError(
-                "date_time", "must be a date and time with its offset, e.g. 2027-01-31T00:00:00Z"
-            )
-        return value
+        return _rfc3339_text(value)
 
     @model_validator(mode="after")
     def _one_of(self) -> RedeliverIn:

@@ -47,7 +47,7 @@ class EventTypesField(forms.CharField):
     def prepare_value(self, value: Any) -> Any:
         return ", ".join(value) if isinstance(value, list) else value
 
-    def to_python(self, value: Any) -> list[str]:
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
         text = super().to_python(value) or ""
         names = [n for n in text.replace(",", " ").split() if n]
         bad = event_types_valid(names)
@@ -99,7 +99,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["mailgrant/admin.css"]}
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return FORM_FIELDS
         return [*self.readonly_fields, *FORM_FIELDS]
@@ -188,7 +188,7 @@ class ReadOnly(admin.ModelAdmin):
 class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     fields = ["at", "status_code", "duration_ms", "response_head", "error"]
-    readonly_fields = fields
+    readonly_fields = ["at", "status_code", "duration_ms", "response_head", "error"]
     extra = 0
     can_delete = False
 
@@ -225,7 +225,7 @@ class DeliveryAdmin(ReadOnly):
         "last_status",
         "last_error",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
 
     @admin.display(description="Event", ordering="event__uid")
     def event_uid(self, delivery: Delivery) -> str:
@@ -270,7 +270,7 @@ class EventAdmin(ReadOnly):
         "dispatched",
         "body",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -4,11 +4,10 @@ from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import Path, Query, Router
-from pydantic import AwareDatetime
 
 from mailgrant.api.auth import scope
 from mailgrant.api.errors import answers
-from mailgrant.api.event_schemas import EventOut, EventsPageOut, EventTypeName
+from mailgrant.api.event_schemas import DateTimeText, EventOut, EventsPageOut, EventTypeName
 from mailgrant.api.schemas import MAX_ID, MAX_PAGE
 from mailgrant.common.events import event_body
 from mailgrant.notify.selectors import event_get, events_page
@@ -28,8 +27,8 @@ def list_events(
         str,
         Query(max_length=200, description="app_label.model, or app_label.model:id"),
     ] = "",
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: DateTimeText | None = None,
+    until: DateTimeText | None = None,
     after: Annotated[
         str,
         Query(max_length=40, description="the `next` of the previous page, or an event's id"),
