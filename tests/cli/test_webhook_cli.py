@@ -136,5 +136,12 @@ def test_exit_codes_as_a_process(mailgrant) -> None:
     assert_failed(mailgrant("webhook", "update", "app", "--url", "x"), "Invalid: url")
     assert_usage(mailgrant("webhook"))
     assert_usage(mailgrant("webhook", "redeliver", "app"))
+    assert_usage(mailgrant("events", "list", "--limit", "0"), "between 1 and 1000")
     listed = mailgrant("webhook", "list")
     assert listed.returncode == 0 and secret not in listed.stdout + listed.stderr
+    rotated = mailgrant("webhook", "rotate-secret", "app")
+    assert rotated.returncode == 0, rotated.stderr
+    new = rotated.stdout.strip()
+    assert new.startswith("whsec_") and new != secret and "shown this once" in rotated.stderr
+    shown = mailgrant("webhook", "list", "--json")
+    assert secret not in shown.stdout and new not in shown.stdout

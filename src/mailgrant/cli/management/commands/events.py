@@ -1,4 +1,4 @@
-from argparse import ArgumentParser
+from argparse import ArgumentParser, ArgumentTypeError
 from typing import Any
 
 from mailgrant.cli.support import AdminCommand, json_text
@@ -23,7 +23,7 @@ class Command(AdminCommand):
         listing.add_argument("--since", type=_moment, metavar="DATE")
         listing.add_argument("--until", type=_moment, metavar="DATE")
         listing.add_argument("--after", default="", metavar="CURSOR", help="an id or evt_...")
-        listing.add_argument("--limit", type=int, default=100, choices=range(1, 1001), metavar="N")
+        listing.add_argument("--limit", type=page_size, default=100, metavar="N", help="1 to 1000")
         listing.add_argument("--json", action="store_true", help="the bodies as webhooks send")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
@@ -57,3 +57,14 @@ class Command(AdminCommand):
             )
         more = " (more: run again with it)" if page.has_more else ""
         self.stderr.write(f"next: --after {page.next}{more}")
+
+
+def page_size(text: str) -> int:
+    """An argparse type: how many to show, 1 to 1000 (as the API's limit)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 1000:
+        raise ArgumentTypeError(f"must be between 1 and 1000, not {value}")
+    return value

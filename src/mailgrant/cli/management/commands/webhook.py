@@ -27,17 +27,19 @@ from mailgrant.notify.services.endpoints import (
     delivery_redeliver,
     webhook_endpoint_create,
     webhook_endpoint_delete,
+    webhook_endpoint_rotate_secret,
     webhook_endpoint_test,
     webhook_endpoint_update,
 )
 
 from .apikey import _moment
+from .events import page_size
 
 
 class Command(AdminCommand):
     help = (
         "Webhook endpoints: list, add (the signing secret is printed once), update, delete, "
-        "test, deliveries, redeliver."
+        "rotate-secret, test, deliveries, redeliver."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -57,6 +59,12 @@ class Command(AdminCommand):
         delete.add_argument("name")
         delete.add_argument("--yes", action="store_true", help="do not ask")
 
+        rotate = sub.add_parser(
+            "rotate-secret",
+            help="A new signing secret, printed once, alone on stdout; the old one stops.",
+        )
+        rotate.add_argument("name")
+
         test = sub.add_parser("test", help="Send a webhook.test event to this endpoint alone.")
         test.add_argument("name")
         test.add_argument("--json", action="store_true")
@@ -64,7 +72,7 @@ class Command(AdminCommand):
         deliveries = sub.add_parser("deliveries", help="Recent deliveries with their attempts.")
         deliveries.add_argument("name")
         deliveries.add_argument("--state", choices=Delivery.State.values)
-        deliveries.add_argument("--limit", type=int, default=20)
+        deliveries.add_argument("--limit", type=page_size, default=20, metavar="N")
         deliveries.add_argument("--json", action="store_true")
 
         redeliver = sub.add_parser(
@@ -119,6 +127,14 @@ class Command(AdminCommand):
         if action == "update":
             webhook_endpoint_update(endpoint=endpoint, values=_values(options), actor=CLI)
             return self._write(webhook_endpoint_public(endpoint=endpoint), as_json=options["json"])
+        if action == "rotate-secret":
+            secret = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=CLI)
+            self.stdout.write(secret)
+            self.stderr.write(
+                f"Rotated the signing secret of {endpoint.name}: shown this once, above; the "
+                "old one signs nothing from now on."
+            )
+            return None
         if action == "delete":
             confirm(
                 f"Delete webhook endpoint {endpoint.name!r} and its deliveries?", yes=options["yes"]
@@ -168,8 +184,7 @@ class Command(AdminCommand):
             self.stdout.write(f"{key + ':':20} {human(value)}")
 
     def _deliveries(self, endpoint: WebhookEndpoint, options: dict[str, Any]) -> None:
-        limit = max(1, min(int(options["limit"]), 1000))
-        found = delivery_list(endpoint=endpoint, state=options["state"])[:limit]
+        found = delivery_list(endpoint=endpoint, state=options["state"])[: options["limit"]]
         rows = [delivery_public(delivery=d) for d in found]
         if options["json"]:
             self.stdout.write(json_text(rows))
