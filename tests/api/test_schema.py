@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from django.db import transaction
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -27,9 +28,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from mailgrant.api.services import apikey_create
+from mailgrant.common.events import event_record
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.services.mailboxes import mailbox_save
 from mailgrant.mailboxes.store import message_path, store_root, write_message
+from mailgrant.notify.models import Delivery, DeliveryAttempt
+from mailgrant.notify.services.endpoints import webhook_endpoint_create
 from mailgrant.oauth.models import Grant, OAuthClient
 from mailgrant.oauth.protocol import TokenSet
 from mailgrant.oauth.services.authorization import authorization_start
@@ -40,7 +44,8 @@ ACCESS_TOKEN = "canary-schema-access-token-9d02"
 REFRESH_TOKEN = "canary-schema-refresh-token-44ab"
 ID_TOKEN = "canary-schema-id-token-e7f3"
 MAILBOX_PASSWORD = "canary-schema-mailbox-password-08c6"
-CANARIES = (CLIENT_SECRET, REFRESH_TOKEN, ID_TOKEN, MAILBOX_PASSWORD)
+WEBHOOK_SECRET = "whsec_Y2FuYXJ5LXNjaGVtYS13ZWJob29rLXNlY3JldC0zYjE="
+CANARIES = (CLIENT_SECRET, REFRESH_TOKEN, ID_TOKEN, MAILBOX_PASSWORD, WEBHOOK_SECRET)
 
 SECRET_FIELDS = {"client_secret", "password", "refresh_token", "id_token", "access_token"}
 BROKER = ("POST", "/api/v1/grants/{grant_id}/access-token")
@@ -83,7 +88,7 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def seeded(
     transactional_db: Any, refused_port: int, loopback_only: None, settings: Any
-) -> dict[str, list[int]]:
+) -> dict[str, list[Any]]:
     """Clients, a grant with tokens, mailboxes with a password and a stored message, each secret
     a canary; every peer they name refuses connections, and quickly. Their ids, by the name of
     the path parameter that takes them."""
@@ -146,17 +151,31 @@ def seeded(
         mailbox=mailboxes[0], folder="INBOX", uidvalidity=1, uid="1", size=len(raw), path=relative
     )
     pending = authorization_start(client=clients[0], purpose="api").pending
+    endpoint, _ = webhook_endpoint_create(
+        values={"name": "schema-hook", "url": f"{peer}/hook", "mailbox": mailboxes[0].pk}
+    )
+    endpoint.secret = WEBHOOK_SECRET  # type: ignore[assignment]
+    endpoint.save()
+    with transaction.atomic():
+        event = event_record(type="message.sent", data={"n": 1}, mailbox_id=mailboxes[0].pk)
+    delivery = Delivery.objects.create(endpoint=endpoint, event=event, attempts=1)
+    DeliveryAttempt.objects.create(
+        delivery=delivery, at=event.created_at, status_code=500, response_head="no"
+    )
     return {
         "client_id": [c.pk for c in clients],
         "grant_id": [grant.pk],
         "mailbox_id": [m.pk for m in mailboxes],
         "message_id": [message.pk],
         "authorization_id": [pending.pk],
+        "webhook_id": [endpoint.pk],
+        "uid": [event.uid],
     }
 
 
 @pytest.fixture(
-    params=[("read", "write", "tokens", "status"), ("read",)], ids=["all-scopes", "read-only"]
+    params=[("read", "write", "tokens", "status", "events"), ("read",)],
+    ids=["all-scopes", "read-only"],
 )
 def key_scopes(request: pytest.FixtureRequest) -> tuple[str, ...]:
     return request.param  # type: ignore[no-any-return]
@@ -166,7 +185,7 @@ def key_scopes(request: pytest.FixtureRequest) -> tuple[str, ...]:
 def api_schema(
     request: pytest.FixtureRequest,
     live_server: Any,
-    seeded: dict[str, list[int]],
+    seeded: dict[str, list[Any]],
     key_scopes: tuple[str, ...],
 ) -> Any:
     # schemathesis 4.32's fixture loader reads and relabels `_nodeid`, which pytest 9.2 dropped.
@@ -207,7 +226,7 @@ def api_schema(
         seeded_variants = [
             {**path_parameters, name: pk}
             for name, value in path_parameters.items()
-            if isinstance(value, int) and not isinstance(value, bool)
+            if isinstance(value, int | str) and not isinstance(value, bool)
             for pk in seeded.get(name, [])
         ]
         if not seeded_variants:

@@ -51,6 +51,17 @@ NEEDS = {
     ("GET", "/mailboxes/{mailbox_id}/messages"): "mailboxes.view_message",
     ("POST", "/mailboxes/{mailbox_id}/send"): "mailboxes.send_message",
     ("GET", "/messages/{message_id}/raw"): "mailboxes.view_message",
+    ("GET", "/events"): "common.view_event",
+    ("GET", "/events/{uid}"): "common.view_event",
+    ("GET", "/webhooks"): "notify.view_webhookendpoint",
+    ("POST", "/webhooks"): "notify.add_webhookendpoint",
+    ("GET", "/webhooks/{webhook_id}"): "notify.view_webhookendpoint",
+    ("PATCH", "/webhooks/{webhook_id}"): "notify.change_webhookendpoint",
+    ("DELETE", "/webhooks/{webhook_id}"): "notify.delete_webhookendpoint",
+    ("POST", "/webhooks/{webhook_id}/rotate-secret"): "notify.change_webhookendpoint",
+    ("POST", "/webhooks/{webhook_id}/test"): "notify.change_webhookendpoint",
+    ("GET", "/webhooks/{webhook_id}/deliveries"): "notify.view_delivery",
+    ("POST", "/webhooks/{webhook_id}/redeliver"): "notify.change_delivery",
 }
 # Operations that need several permissions, each of them.
 NEEDS_EACH = {("GET", "/status"): status_routes.VIEW_ALL}

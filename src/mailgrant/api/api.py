@@ -15,11 +15,13 @@ from mailgrant.api.routers import (
     alerts,
     authorizations,
     clients,
+    events,
     grants,
     health,
     mailboxes,
     messages,
     status,
+    webhooks,
 )
 
 
@@ -41,8 +43,8 @@ api = NinjaAPI(
     title="mailgrant",
     version="1",
     description="OAuth2 clients, grants, mailboxes and the token broker. Authenticate with "
-    "'Authorization: Bearer <API key>' (scopes: read, write, tokens, status; /metrics takes "
-    "metrics) or an admin session (with the rights of the user's Django permissions).",
+    "'Authorization: Bearer <API key>' (scopes: read, write, tokens, status, events; /metrics "
+    "takes metrics) or an admin session (with the rights of the user's Django permissions).",
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
@@ -58,6 +60,8 @@ api.add_router("/mailboxes", mailboxes.router)
 api.add_router("/messages", messages.router)
 api.add_router("/alerts", alerts.router)
 api.add_router("/incidents", alerts.incidents_router)
+api.add_router("/events", events.router)
+api.add_router("/webhooks", webhooks.router)
 
 
 def urls() -> tuple[list[Any], str, str]:

@@ -12,6 +12,7 @@ class ApiKey(models.Model):
         TOKENS = "tokens", "Access tokens (broker)"
         STATUS = "status", "Status overview (GET /api/v1/status)"
         METRICS = "metrics", "Prometheus metrics (GET /metrics)"
+        EVENTS = "events", "Events (GET /api/v1/events: catch up on what webhooks deliver)"
 
     name = models.CharField(max_length=200, unique=True)
     prefix = models.CharField(

@@ -227,6 +227,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("MAILGRANT_EMAIL_FROM", "mailgrant@localhost
 MAILGRANT_LDAP_TIMEOUT = float(os.environ.get("MAILGRANT_LDAP_TIMEOUT", "15"))
 # How long a started authorization (Validate) may take.
 MAILGRANT_AUTHORIZATION_TTL = 600
+# GET /api/v1/events holds back an event while an id before it may still be in an open
+# transaction (PostgreSQL commits out of id order), for at most these seconds.
+MAILGRANT_EVENTS_SETTLE = float(os.environ.get("MAILGRANT_EVENTS_SETTLE", "10"))
 # Seconds a user create expression may run at sign-in before the sign-in is refused.
 MAILGRANT_EXPRESSION_TIMEOUT = float(os.environ.get("MAILGRANT_EXPRESSION_TIMEOUT", "1"))
 
