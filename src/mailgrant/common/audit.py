@@ -89,6 +89,13 @@ class AuditAction(models.TextChoices):
     SSO_LOGIN_REFUSED = "sso.login_refused"
     SSO_USER_CREATED = "sso.user_created"
     VAULT_ROTATED = "vault.rotated"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+    WEBHOOK_TESTED = "webhook.tested"
+    WEBHOOK_DISABLED = "webhook.disabled"
+    WEBHOOK_REDELIVERED = "webhook.redelivered"
 
 
 def audit_record(

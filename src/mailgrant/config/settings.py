@@ -211,6 +211,12 @@ MAILGRANT_MESSAGE_STORE = Path(
 ).resolve()
 # Events (the outbox: webhooks, GET /api/v1/events) are kept this long, in seconds.
 MAILGRANT_EVENT_RETENTION = int(os.environ.get("MAILGRANT_EVENT_RETENTION", str(14 * 24 * 3600)))
+# Webhooks: seconds a delivery may take; whether private, loopback and link-local addresses
+# may be reached (off: an endpoint could otherwise probe the inside of the network); how many
+# deliveries one endpoint has in flight at once in one worker (a slow one holds no more).
+MAILGRANT_WEBHOOK_TIMEOUT = float(os.environ.get("MAILGRANT_WEBHOOK_TIMEOUT", "10"))
+MAILGRANT_WEBHOOK_ALLOW_PRIVATE = _env_bool("MAILGRANT_WEBHOOK_ALLOW_PRIVATE")
+MAILGRANT_WEBHOOK_IN_FLIGHT = int(os.environ.get("MAILGRANT_WEBHOOK_IN_FLIGHT", "4"))
 # LDAP directories: seconds to connect and per operation.
 MAILGRANT_LDAP_TIMEOUT = float(os.environ.get("MAILGRANT_LDAP_TIMEOUT", "15"))
 # How long a started authorization (Validate) may take.
