@@ -442,15 +442,19 @@ def test_the_signing_secret_is_shown_once_and_never_again(receiver, caplog) -> N
     assert len(receiver.at("/canary")) == 2 and not receiver.rejected
 
 
-def test_a_slow_endpoint_does_not_delay_a_healthy_one(receiver, settings) -> None:
+def test_hostile_endpoints_do_not_delay_a_healthy_one(receiver, settings) -> None:
     settings.MAILGRANT_WEBHOOK_TIMEOUT = 60
     settings.MAILGRANT_WEBHOOK_IN_FLIGHT = 2
     release = threading.Event()
     receiver.behaviours["/stuck"] = hang(release)
     sent: list[int] = []
     receiver.behaviours["/huge"] = endless(sent)
-    endpoint_at(receiver, "/stuck", event_types=["grant.*"])
-    endpoint_at(receiver, "/huge", event_types=["grant.*"])
+    receiver.behaviours["/moved"] = answer(302, headers={"Location": receiver.url("/x")})
+    receiver.behaviours["/gone"] = answer(410)
+    hostile = {
+        path: endpoint_at(receiver, path, event_types=["grant.*"])
+        for path in ("/stuck", "/huge", "/moved", "/gone")
+    }
     healthy = endpoint_at(receiver, "/healthy")
     for _ in range(10):
         emit("grant.authorized")
@@ -460,11 +464,27 @@ def test_a_slow_endpoint_does_not_delay_a_healthy_one(receiver, settings) -> Non
     thread = threading.Thread(target=runtime.run, daemon=True)
     thread.start()
     try:
-        _wait("every healthy delivery", lambda: len(receiver.at("/healthy")) == 30)
+        _wait(
+            "every healthy delivery",
+            lambda: Delivery.objects.filter(endpoint=healthy, state="delivered").count() == 30,
+        )
         # Meanwhile the stuck endpoint holds its two slots, and no more.
         assert len(receiver.at("/stuck")) == 2
         assert not release.is_set()
-        assert Delivery.objects.filter(endpoint=healthy, state="delivered").count() == 30
+        assert len({r.id for r in receiver.at("/healthy")}) == 30
+        _wait(
+            "the hostile outcomes",
+            lambda: (
+                not WebhookEndpoint.objects.get(pk=hostile["/gone"].pk).enabled
+                and DeliveryAttempt.objects.filter(delivery__endpoint=hostile["/moved"]).exists()
+                and Delivery.objects.filter(endpoint=hostile["/huge"], state="delivered").count()
+                == 10
+            ),
+        )
+        moved = DeliveryAttempt.objects.filter(delivery__endpoint=hostile["/moved"]).first()
+        assert moved is not None and "redirect" in moved.error
+        assert receiver.at("/x") == []
+        assert not Delivery.objects.filter(endpoint=hostile["/gone"], state="pending").exists()
     finally:
         release.set()
         runtime.stop()
