@@ -1,9 +1,9 @@
 """The webhooks' background work, run by the worker (mailgrant.worker.runtime): the outbox
 fanned out to deliveries, and the due deliveries POSTed.
 
-A round claims at most as many due deliveries as the pool has room for, and at most
-MAILGRANT_WEBHOOK_IN_FLIGHT per endpoint (counting what is already in flight), so a slow or
-dead endpoint holds a few of the pool's slots and never the others' deliveries. Each claim is a
+A round claims at most as many due deliveries as the pool has room for, and a worker keeps at
+most MAILGRANT_WEBHOOK_IN_FLIGHT in flight per endpoint, so a slow or dead endpoint holds a few
+of the pool's slots and never the others' deliveries. Each claim is a
 lease renewed by the heartbeat while its POST runs; one that dies with its worker runs out and
 the delivery is sent again, with the same webhook-id."""
 
@@ -15,7 +15,6 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
 
 from mailgrant.common.claims import claims_release, claims_renew, claims_take
 from mailgrant.common.jobs import JobContext
@@ -27,7 +26,9 @@ from mailgrant.notify.services.dispatch import events_dispatch
 # Batches one round fans out at most (each its own transaction) before the others' jobs run.
 FAN_OUT_BATCHES = 10
 
-_sending: dict[str, set[int]] = {}
+# The deliveries each worker of this process is sending now (delivery -> endpoint), for its
+# heartbeat to renew and for the per-endpoint room.
+_sending: dict[str, dict[int, int]] = {}
 _sending_lock = threading.Lock()
 
 
@@ -53,33 +54,16 @@ def deliveries_send_due(ctx: JobContext) -> int:
         return 0
     now = ctx.now
     cap = max(1, int(settings.MAILGRANT_WEBHOOK_IN_FLIGHT))
-    pending = Delivery.objects.filter(state=Delivery.State.PENDING)
-    in_flight = Counter(
-        dict(
-            pending.filter(claimed_until__gte=now)
-            .values_list("endpoint_id")
-            .annotate(n=Count("id"))
-            .values_list("endpoint_id", "n")
-        )
-    )
+    with _sending_lock:
+        in_flight = Counter(_sending.get(ctx.worker, {}).values())
     full = [endpoint for endpoint, n in in_flight.items() if n >= cap]
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    due = pending.filter(free, next_attempt_at__lte=now, endpoint__enabled=True).exclude(
-        endpoint_id__in=full
+    due = Delivery.objects.filter(
+        state=Delivery.State.PENDING, next_attempt_at__lte=now, endpoint__enabled=True
     )
-    chosen: list[int] = []
-    for pk, endpoint in due.order_by("next_attempt_at", "id").values_list("pk", "endpoint_id")[
-        : limit * 4
-    ]:
-        if in_flight[endpoint] < cap:
-            in_flight[endpoint] += 1
-            chosen.append(pk)
-            if len(chosen) >= limit:
-                break
-    if not chosen:
-        return 0
+    if full:
+        due = due.exclude(endpoint_id__in=full)
     ids = claims_take(
-        pending.filter(pk__in=chosen, endpoint__enabled=True),
+        due,
         worker=ctx.worker,
         now=now,
         until=now + timedelta(seconds=lease_seconds()),
@@ -88,22 +72,26 @@ def deliveries_send_due(ctx: JobContext) -> int:
     )
     if not ids:
         return 0
-    with _sending_lock:
-        _sending.setdefault(ctx.worker, set()).update(ids)
     claimed = list(
         Delivery.objects.filter(pk__in=ids)
         .select_related("endpoint", "event")
         .order_by("next_attempt_at", "id")
     )
+    taken: list[Delivery] = []
     for delivery in claimed:
+        if in_flight[delivery.endpoint_id] < cap:
+            in_flight[delivery.endpoint_id] += 1
+            taken.append(delivery)
+    with _sending_lock:
+        _sending.setdefault(ctx.worker, {}).update({d.pk: d.endpoint_id for d in taken})
+    # Beyond an endpoint's room (or deleted since the claim): back at once, for a later round.
+    claims_release(Delivery, worker=ctx.worker, ids=set(ids) - {d.pk for d in taken})
+    for delivery in taken:
         ctx.submit(
             functools.partial(_send, delivery, ctx.worker),
             label=f"delivery {delivery.pk} to webhook {delivery.endpoint_id}",
         )
-    lost = set(ids) - {d.pk for d in claimed}  # deleted between the claim and the read
-    if lost:
-        _forget(ctx.worker, lost)
-    return len(claimed)
+    return len(taken)
 
 
 def _send(delivery: Delivery, worker: str) -> PostResult:
@@ -121,7 +109,8 @@ def _forget(worker: str, ids: set[int]) -> None:
     with _sending_lock:
         held = _sending.get(worker)
         if held is not None:
-            held.difference_update(ids)
+            for pk in ids:
+                held.pop(pk, None)
             if not held:
                 del _sending[worker]
 

@@ -137,6 +137,13 @@ def delivery_outcome_record(*, delivery: Delivery, result: PostResult, worker: s
             outcome = "retry"
             changes.update(next_attempt_at=now + timedelta(seconds=delay))
     with transaction.atomic():
+        # The endpoint's row before the delivery's, the order a 410's cancel takes them in.
+        if outcome == "delivered":
+            _endpoint_succeeded(endpoint, now=now)
+        elif outcome == "gone":
+            _endpoint_gone(endpoint, now=now, sent=delivery.pk)
+        else:
+            _endpoint_failed(endpoint, now=now)
         DeliveryAttempt.objects.create(
             delivery_id=delivery.pk,
             at=now,
@@ -152,12 +159,6 @@ def delivery_outcome_record(*, delivery: Delivery, result: PostResult, worker: s
             Delivery.objects.filter(pk=delivery.pk).update(
                 attempts=attempts, last_status=result.status, last_error=result.error
             )
-        if outcome == "delivered":
-            _endpoint_succeeded(endpoint, now=now)
-        elif outcome == "gone":
-            _endpoint_gone(endpoint, now=now)
-        else:
-            _endpoint_failed(endpoint, now=now)
     WEBHOOK_ATTEMPTS.labels(outcome).inc()
     WEBHOOK_ATTEMPT_SECONDS.labels(outcome).observe(result.duration)
     return outcome
@@ -165,6 +166,9 @@ def delivery_outcome_record(*, delivery: Delivery, result: PostResult, worker: s
 
 def _endpoint_succeeded(endpoint: WebhookEndpoint, *, now: datetime) -> None:
     if endpoint.failing_since is None and endpoint.health == Health.OK:
+        marked = endpoint.last_success_at
+        if marked is not None and now - marked < SUCCESS_MARK_EVERY:
+            return
         WebhookEndpoint.objects.filter(pk=endpoint.pk).exclude(
             last_success_at__gt=now - SUCCESS_MARK_EVERY
         ).update(last_success_at=now)
@@ -195,8 +199,8 @@ def _endpoint_failed(endpoint: WebhookEndpoint, *, now: datetime) -> None:
     fresh.save(update_fields=changed)  # ok -> failing writes webhook.failing
 
 
-def _endpoint_gone(endpoint: WebhookEndpoint, *, now: datetime) -> None:
-    """410 Gone: the endpoint disabled, its pending deliveries cancelled."""
+def _endpoint_gone(endpoint: WebhookEndpoint, *, now: datetime, sent: int) -> None:
+    """410 Gone: the endpoint disabled, its pending deliveries but `sent` cancelled."""
     fresh = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
     if not fresh.enabled:
         return
@@ -206,7 +210,8 @@ def _endpoint_gone(endpoint: WebhookEndpoint, *, now: datetime) -> None:
         health=Health.DISABLED, reason=REASON_GONE.code, hint=REASON_GONE.hint, now=now
     )
     fresh.save(update_fields=["enabled", "disabled_reason", *changed])
-    Delivery.objects.filter(endpoint_id=fresh.pk, state=Delivery.State.PENDING).update(
+    pending = Delivery.objects.filter(endpoint_id=fresh.pk, state=Delivery.State.PENDING)
+    pending.exclude(pk=sent).update(
         state=Delivery.State.CANCELLED, next_attempt_at=None, claimed_by="", claimed_until=None
     )
     audit_record(

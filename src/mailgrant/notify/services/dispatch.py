@@ -19,6 +19,9 @@ BATCH = 500
 
 def events_dispatch(*, now: datetime, batch: int = BATCH) -> int:
     """Fan out up to `batch` undispatched events, oldest first; how many were taken."""
+    # A read first (the partial index): on SQLite the transaction below takes the write lock.
+    if not Event.objects.filter(dispatched=False).exists():
+        return 0
     with transaction.atomic():
         # PostgreSQL: workers fanning out at once take different events. SQLite: the IMMEDIATE
         # transaction holds the write lock from this read to the mark.
