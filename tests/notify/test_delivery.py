@@ -23,7 +23,7 @@ from mailgrant.common.jobs import InlineContext
 from mailgrant.common.models import AuditEvent, Event
 from mailgrant.notify.jobs import deliveries_send_due, events_fan_out
 from mailgrant.notify.models import Delivery, DeliveryAttempt, WebhookEndpoint
-from mailgrant.notify.outbound import address_allowed
+from mailgrant.notify.outbound import address_allowed, destination_problem
 from mailgrant.notify.services.deliveries import (
     RETRY_SCHEDULE,
     deliveries_redeliver_since,
@@ -242,6 +242,26 @@ def test_a_private_address_is_refused_at_save_and_at_connect(receiver, settings)
     attempt = DeliveryAttempt.objects.get()
     assert attempt.status_code is None and attempt.error.startswith("refused")
     assert receiver.at("/in") == []
+
+    # A name is resolved at connect time and the address it gives checked (no rebinding).
+    settings.MAILGRANT_WEBHOOK_ALLOW_PRIVATE = True
+    webhook_endpoint_update(
+        endpoint=WebhookEndpoint.objects.get(),
+        values={"url": f"http://localhost:{receiver.port}/in"},
+        actor=CLI,
+    )
+    settings.MAILGRANT_WEBHOOK_ALLOW_PRIVATE = False
+    time_passes()
+    round_()
+    latest = DeliveryAttempt.objects.order_by("-id").first()
+    assert latest is not None and latest.error.startswith("refused") and "localhost" in latest.error
+    assert receiver.at("/in") == []
+
+
+def test_a_url_with_credentials_or_another_scheme_is_refused() -> None:
+    assert "user name" in destination_problem("https://u:p@example.test/", allow_private=True)
+    assert "https://" in destination_problem("ftp://example.test/", allow_private=True)
+    assert destination_problem("https://example.test/hook", allow_private=True) == ""
 
 
 @pytest.mark.parametrize(
