@@ -1,14 +1,9 @@
 """A webhook receiver on a loopback socket for the tests: each path answers as it is told (ok,
 500 a few times, a status, a redirect, a hang, an endless body) and every request that carries
-a signature is verified with the `standardwebhooks` library, never with mailgrant's code.
-
-Also a process of its own (`python -m tests.notify.receiver SECRET LOG`): it answers 200 to
-every verified POST and appends "webhook-id receipt-time" to LOG; it prints its port."""
+a signature is verified with the `standardwebhooks` library, never with mailgrant's code."""
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 import time
 from collections import Counter
@@ -157,39 +152,3 @@ class Receiver:
     def at(self, path: str) -> list[Received]:
         with self.lock:
             return [r for r in self.received if r.path == path]
-
-
-def serve(secret: str, log: str) -> None:
-    """The receiver as a process of its own (the benchmark's, the SIGKILL test's)."""
-    out = open(log, "a", buffering=1)  # noqa: SIM115  # open for the process's life
-    lock = threading.Lock()
-    hook = Webhook(secret)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                payload = hook.verify(body, headers)
-            except WebhookVerificationError:
-                answer(400, b"bad signature")(self, 0)
-                return
-            sequence = payload.get("data", {}).get("sequence")
-            line = json.dumps([headers["webhook-id"], time.time(), sequence])
-            with lock:
-                out.write(line + "\n")
-            answer(200)(self, 0)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2])
