@@ -53,7 +53,6 @@ SSO = Actor("sso")
 class AuditAction(models.TextChoices):
     APIKEY_CREATED = "apikey.created"
     APIKEY_REVOKED = "apikey.revoked"
-    DELIVERY_REDELIVERED = "delivery.redelivered"
     DIRECTORY_ACCOUNT_CREATED = "directory_account.created"
     DIRECTORY_ACCOUNT_UPDATED = "directory_account.updated"
     DIRECTORY_ACCOUNT_DISABLED = "directory_account.disabled"
@@ -97,11 +96,13 @@ class AuditAction(models.TextChoices):
     SSO_LOGIN_REFUSED = "sso.login_refused"
     SSO_USER_CREATED = "sso.user_created"
     VAULT_ROTATED = "vault.rotated"
-    WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint.created"
-    WEBHOOK_ENDPOINT_UPDATED = "webhook_endpoint.updated"
-    WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"
-    WEBHOOK_ENDPOINT_SECRET_ROTATED = "webhook_endpoint.secret_rotated"
-    WEBHOOK_ENDPOINT_TESTED = "webhook_endpoint.tested"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+    WEBHOOK_TESTED = "webhook.tested"
+    WEBHOOK_DISABLED = "webhook.disabled"
+    WEBHOOK_REDELIVERED = "webhook.redelivered"
 
 
 def audit_record(

@@ -43,3 +43,11 @@ POLL_LAG = Histogram(
     "How late a mailbox was taken for its poll (claim time minus its next poll time).",
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "mailgrant_webhook_attempts",
+    "Webhook delivery attempts, by outcome (delivered, retry, failed, gone).",
+    ["outcome"],
+)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "mailgrant_webhook_attempt_seconds", "Duration of one webhook POST.", ["outcome"]
+)

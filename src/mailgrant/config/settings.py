@@ -223,6 +223,12 @@ EMAIL_USE_TLS = os.environ.get("MAILGRANT_EMAIL_STARTTLS", "") == "1"
 EMAIL_USE_SSL = os.environ.get("MAILGRANT_EMAIL_SSL", "") == "1"
 EMAIL_TIMEOUT = 30
 DEFAULT_FROM_EMAIL = os.environ.get("MAILGRANT_EMAIL_FROM", "mailgrant@localhost")
+# Webhooks: seconds a delivery may take; whether private, loopback and link-local addresses
+# may be reached (off: an endpoint could otherwise probe the inside of the network); how many
+# deliveries one endpoint has in flight at once in one worker (a slow one holds no more).
+MAILGRANT_WEBHOOK_TIMEOUT = float(os.environ.get("MAILGRANT_WEBHOOK_TIMEOUT", "10"))
+MAILGRANT_WEBHOOK_ALLOW_PRIVATE = _env_bool("MAILGRANT_WEBHOOK_ALLOW_PRIVATE")
+MAILGRANT_WEBHOOK_IN_FLIGHT = int(os.environ.get("MAILGRANT_WEBHOOK_IN_FLIGHT", "4"))
 # LDAP directories: seconds to connect and per operation.
 MAILGRANT_LDAP_TIMEOUT = float(os.environ.get("MAILGRANT_LDAP_TIMEOUT", "15"))
 # How long a started authorization (Validate) may take.

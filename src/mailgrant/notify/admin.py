@@ -21,8 +21,8 @@ from mailgrant.common.events import event_body, event_types_valid
 from mailgrant.common.models import Event
 from mailgrant.notify import admin_alerts  # noqa: F401 - registers the alert sections
 from mailgrant.notify.models import Delivery, DeliveryAttempt, WebhookEndpoint
+from mailgrant.notify.services.deliveries import delivery_redeliver
 from mailgrant.notify.services.endpoints import (
-    delivery_redeliver,
     webhook_endpoint_create,
     webhook_endpoint_delete,
     webhook_endpoint_rotate_secret,
@@ -173,7 +173,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             self.message_user(request, "Rotate one endpoint's secret at a time.", messages.ERROR)
             return None
         endpoint = queryset[0]
-        secret = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=Actor.of(request.user))
+        endpoint, secret = webhook_endpoint_rotate_secret(
+            endpoint=endpoint, actor=Actor.of(request.user)
+        )
         messages.success(request, f"A new signing secret for “{endpoint}”; the old one stopped.")
         return self._secret_once(request, endpoint, secret)
 

@@ -22,6 +22,7 @@ from mailgrant.directory.jobs import ldap_directories_sync_due
 from mailgrant.mailboxes.idle import IdleService
 from mailgrant.mailboxes.jobs import mailboxes_leases_renew, mailboxes_poll_due
 from mailgrant.notify.alerts.jobs import incidents_check, notices_send_due
+from mailgrant.notify.jobs import deliveries_leases_renew, deliveries_send_due, events_fan_out
 from mailgrant.oauth.jobs import (
     authorizations_purge_due,
     clients_check_secret_expiry,
@@ -67,13 +68,16 @@ JOBS: tuple[Job, ...] = (
     grants_refresh_due,
     mailboxes_poll_due,
     ldap_directories_sync_due,
+    # The outbox fanned out first, so the deliveries it makes go out in the same round.
+    events_fan_out,
+    deliveries_send_due,
     at_most_every(60, authorizations_purge),
     at_most_every(60, clients_check_secret_expiry),
     at_most_every(600, events_purge),
     at_most_every(15, incidents_check),
     notices_send_due,
 )
-RENEWALS: tuple[LeaseRenewal, ...] = (mailboxes_leases_renew,)
+RENEWALS: tuple[LeaseRenewal, ...] = (mailboxes_leases_renew, deliveries_leases_renew)
 # Long-lived services beside the rounds: IMAP IDLE watches, each mailbox leased to one worker.
 SERVICES: tuple[Callable[[], BackgroundService], ...] = (IdleService,)
 

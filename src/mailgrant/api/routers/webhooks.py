@@ -30,9 +30,8 @@ from mailgrant.notify.selectors import (
     webhook_endpoint_list,
     webhook_endpoint_public,
 )
+from mailgrant.notify.services.deliveries import deliveries_redeliver_since, delivery_redeliver
 from mailgrant.notify.services.endpoints import (
-    deliveries_redeliver_since,
-    delivery_redeliver,
     webhook_endpoint_create,
     webhook_endpoint_delete,
     webhook_endpoint_rotate_secret,
@@ -126,9 +125,8 @@ def delete_webhook(request: HttpRequest, webhook_id: ObjectId) -> Any:
 def rotate_secret(request: HttpRequest, webhook_id: ObjectId) -> Any:
     """A new signing secret, in this answer only; the old one stops signing at once."""
     endpoint = webhook_endpoint_get(endpoint_id=webhook_id)
-    return {
-        "secret": webhook_endpoint_rotate_secret(endpoint=endpoint, actor=request_actor(request))
-    }
+    _, secret = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=request_actor(request))
+    return {"secret": secret}
 
 
 @router.post(

@@ -22,9 +22,8 @@ from mailgrant.notify.selectors import (
     webhook_endpoint_list,
     webhook_endpoint_public,
 )
+from mailgrant.notify.services.deliveries import deliveries_redeliver_since, delivery_redeliver
 from mailgrant.notify.services.endpoints import (
-    deliveries_redeliver_since,
-    delivery_redeliver,
     webhook_endpoint_create,
     webhook_endpoint_delete,
     webhook_endpoint_rotate_secret,
@@ -128,7 +127,7 @@ class Command(AdminCommand):
             webhook_endpoint_update(endpoint=endpoint, values=_values(options), actor=CLI)
             return self._write(webhook_endpoint_public(endpoint=endpoint), as_json=options["json"])
         if action == "rotate-secret":
-            secret = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=CLI)
+            _, secret = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=CLI)
             self.stdout.write(secret)
             self.stderr.write(
                 f"Rotated the signing secret of {endpoint.name}: shown this once, above; the "
