@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from mailgrant.api.services import apikey_create
+from mailgrant.common.audit import CLI
 from mailgrant.common.events import event_record
 from mailgrant.mailboxes.models import Mailbox, Message
 from mailgrant.mailboxes.services.mailboxes import mailbox_save
@@ -94,6 +95,7 @@ def seeded(
     the path parameter that takes them."""
     settings.MAILGRANT_HTTP_TIMEOUT = 2
     settings.MAILGRANT_MAIL_TIMEOUT = 2
+    settings.MAILGRANT_WEBHOOK_ALLOW_PRIVATE = True  # its endpoint is the refusing peer
     peer = f"http://127.0.0.1:{refused_port}"
     clients = [
         oauth_client_save(
@@ -152,7 +154,8 @@ def seeded(
     )
     pending = authorization_start(client=clients[0], purpose="api").pending
     endpoint, _ = webhook_endpoint_create(
-        values={"name": "schema-hook", "url": f"{peer}/hook", "mailbox": mailboxes[0].pk}
+        values={"name": "schema-hook", "url": f"{peer}/hook", "mailbox": mailboxes[0].pk},
+        actor=CLI,
     )
     endpoint.secret = WEBHOOK_SECRET  # type: ignore[assignment]
     endpoint.save()

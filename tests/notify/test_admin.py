@@ -15,6 +15,16 @@ from mailgrant.notify.models import Delivery, DeliveryAttempt, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _names_not_resolved(settings, monkeypatch):
+    """These tests are about the surfaces; their URLs name hosts that resolve nowhere here.
+    With private addresses allowed none is resolved at save (the address rule itself is
+    tests/notify/test_delivery.py's)."""
+    settings.MAILGRANT_WEBHOOK_ALLOW_PRIVATE = True
+    monkeypatch.setenv("MAILGRANT_WEBHOOK_ALLOW_PRIVATE", "true")  # command processes
+
+
 FORM = {
     "name": "app",
     "url": "https://app.example.test/hooks",
@@ -53,7 +63,7 @@ def test_the_secret_is_shown_once_after_add_and_on_no_page_after(admin_client) -
     html = response.content.decode()
     assert secret in html and "not shown again" in html and "Added the webhook" in html
     assert "no-store" in response["Cache-Control"]
-    assert endpoint.event_types == ["message.received", "grant.*"]
+    assert endpoint.event_types == ["grant.*", "message.received"]
     assert not secret_anywhere(admin_client, secret)
 
     with transaction.atomic():
@@ -124,3 +134,18 @@ def test_deliveries_are_read_only_with_attempts_and_redeliver(admin_client) -> N
     assert b"&quot;subject&quot;: &quot;hello&quot;" in body and event.uid.encode() in body
     listed = admin_client.get(reverse("admin:common_event_changelist"), {"type": "message.sent"})
     assert event.uid in listed.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("https://nowhere.invalid/hooks", "does not resolve"),
+        ("http://127.0.0.1:9/hooks", "MAILGRANT_WEBHOOK_ALLOW_PRIVATE"),
+    ],
+)
+def test_a_url_the_address_rule_refuses_is_a_form_error(admin_client, settings, url, words):
+    settings.MAILGRANT_WEBHOOK_ALLOW_PRIVATE = False
+    response = admin_client.post(reverse("admin:notify_webhookendpoint_add"), {**FORM, "url": url})
+    assert response.status_code == 200
+    assert words in response.content.decode()
+    assert not WebhookEndpoint.objects.exists()

@@ -25,6 +25,7 @@ from mailgrant.notify.services.deliveries import delivery_redeliver
 from mailgrant.notify.services.endpoints import (
     webhook_endpoint_create,
     webhook_endpoint_delete,
+    webhook_endpoint_errors,
     webhook_endpoint_rotate_secret,
     webhook_endpoint_test,
     webhook_endpoint_update,
@@ -72,6 +73,27 @@ class WebhookEndpointForm(forms.ModelForm):
         if not url.startswith(("http://", "https://")):
             raise forms.ValidationError("An http:// or https:// URL.")
         return url
+
+    def clean(self) -> dict[str, Any]:
+        """The service's own rules (the address the URL resolves to, a name taken ...) shown
+        on the form, beside their fields, before anything is saved."""
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        values = form_values(cleaned)
+        endpoint = self.instance if self.instance.pk else None
+        for field, problem in webhook_endpoint_errors(endpoint=endpoint, values=values).items():
+            self.add_error(field if field in self.fields else None, problem)
+        return cleaned
+
+
+def form_values(cleaned: dict[str, Any]) -> dict[str, Any]:
+    """The form's values as the services take them (a mailbox or client by id)."""
+    values = {f: cleaned[f] for f in FORM_FIELDS if f in cleaned}
+    for field in ("mailbox", "client"):
+        if field in values:
+            values[field] = values[field].pk if values[field] is not None else None
+    return values
 
 
 @admin.register(WebhookEndpoint)
@@ -122,10 +144,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return bool(endpoint.secret)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        values = {f: form.cleaned_data[f] for f in FORM_FIELDS if f in form.cleaned_data}
-        for field in ("mailbox", "client"):  # the services take ids
-            if field in values:
-                values[field] = values[field].pk if values[field] is not None else None
+        values = form_values(form.cleaned_data)
         actor = Actor.of(request.user)
         if change:
             webhook_endpoint_update(endpoint=obj, values=values, actor=actor)

@@ -3,6 +3,7 @@ secret rotated, and a test delivery asked for."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from mailgrant.common.audit import Actor, AuditAction, audit_record
-from mailgrant.common.errors import Invalid
+from mailgrant.common.errors import Conflict, Invalid
 from mailgrant.common.events import event_build, event_types_valid, events_record
 from mailgrant.common.health import Health
 from mailgrant.common.validation import model_errors
@@ -44,6 +45,7 @@ def webhook_endpoint_create(
     """A new endpoint from `values` (name and url required; see EDITABLE) and its signing
     secret, which is never shown again."""
     endpoint = WebhookEndpoint()
+    _name_free(values, endpoint)
     _apply(endpoint, values, required=("name", "url"))
     secret = secret_generate()
     endpoint.secret = secret
@@ -60,6 +62,7 @@ def webhook_endpoint_update(
     """`endpoint` with `values` changed (the fields not given stay). Enabling it again is a
     fresh start: ok, its disable reason and failure streak forgotten."""
     was_enabled = endpoint.enabled
+    _name_free(values, endpoint)
     _apply(endpoint, values, required=())
     now = timezone.now()
     if endpoint.enabled and not was_enabled:
@@ -119,6 +122,25 @@ def webhook_endpoint_test(*, endpoint: WebhookEndpoint, actor: Actor) -> Deliver
         audit_record(actor=actor, action=AuditAction.WEBHOOK_TESTED, target=endpoint)
         wakeup_notify(WAKEUP_TOPIC)
     return delivery
+
+
+def webhook_endpoint_errors(
+    *, endpoint: WebhookEndpoint | None, values: Mapping[str, Any]
+) -> dict[str, str]:
+    """What `values` would be refused for, by field, touching nothing: for a form to show
+    beside its fields before it saves (an endpoint to change, or None for a new one)."""
+    candidate = copy.copy(endpoint) if endpoint is not None else WebhookEndpoint()
+    try:
+        _apply(candidate, values, required=() if endpoint is not None else ("name", "url"))
+    except Invalid as exc:
+        return dict(exc.fields or {})
+    return {}
+
+
+def _name_free(values: Mapping[str, Any], endpoint: WebhookEndpoint) -> None:
+    name = str(values.get("name") or "").strip()
+    if name and WebhookEndpoint.objects.filter(name=name).exclude(pk=endpoint.pk).exists():
+        raise Conflict(f"A webhook endpoint named {name!r} exists already.")
 
 
 def _seal(endpoint: WebhookEndpoint) -> None:
