@@ -31,7 +31,8 @@ class EventsPage:
 def event_cursor_id(*, after: str) -> int:
     """The id a cursor stands for: an event's id as `next` gave it, or its uid (evt_...)."""
     text = after.strip()
-    if text.isdigit():
+    # ASCII digits only ("³" is a digit to str.isdigit), and few enough for a database integer.
+    if text.isascii() and text.isdigit() and len(text) <= 18:
         return int(text)
     found = Event.objects.filter(uid=text).values_list("pk", flat=True).first()
     if found is None:
