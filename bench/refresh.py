@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from _pool import PoolContext  # bench/ is on the path of a script run from it
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-client-secret"
 
@@ -263,47 +265,8 @@ def raw(url: str, tokens: list[str], concurrency: int, *, keepalive: bool) -> fl
     return time.perf_counter() - started
 
 
-class PoolContext:
-    """A JobContext over a bounded thread pool, as the worker's."""
-
-    def __init__(self, pool: ThreadPoolExecutor, capacity: int) -> None:
-        self.worker = "bench"
-        self.now: Any = None
-        self.pool = pool
-        self.capacity = capacity
-        self.busy = 0
-        self.done = 0
-        self.failed: list[BaseException] = []
-        self.lock = threading.Lock()
-
-    def slots(self) -> int:
-        with self.lock:
-            return self.capacity - self.busy
-
-    def submit(self, work: Any, *, label: str) -> None:
-        with self.lock:
-            self.busy += 1
-
-        def run() -> None:
-            from django.db import close_old_connections
-
-            try:
-                # As the worker's pool (worker.runtime): a connection is kept between items
-                # where CONN_MAX_AGE keeps it (SQLite), not opened again for every refresh.
-                close_old_connections()
-                outcome = work()
-                if outcome != "ok":
-                    raise RuntimeError(f"{label}: {outcome}")
-            except BaseException as exc:  # reported by the run
-                with self.lock:
-                    self.failed.append(exc)
-            finally:
-                close_old_connections()
-                with self.lock:
-                    self.busy -= 1
-                    self.done += 1
-
-        self.pool.submit(run)
+def _refresh_failure(outcome: Any) -> str:
+    return "" if outcome == "ok" else str(outcome)
 
 
 def mailgrant_job(count: int, concurrency: int) -> float:
@@ -313,7 +276,7 @@ def mailgrant_job(count: int, concurrency: int) -> float:
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        ctx = PoolContext(pool, concurrency)
+        ctx = PoolContext(pool, concurrency, failure=_refresh_failure)
         while ctx.done < count and not ctx.failed:
             ctx.now = timezone.now()
             if not grants_refresh_due(ctx):
@@ -371,7 +334,7 @@ def job_process(share: int) -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     with ThreadPoolExecutor(share) as pool:
-        ctx = PoolContext(pool, share)
+        ctx = PoolContext(pool, share, failure=_refresh_failure)
         while not ctx.failed:
             ctx.now = timezone.now()
             if grants_refresh_due(ctx):

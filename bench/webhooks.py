@@ -40,6 +40,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from _pool import PoolContext  # bench/ is on the path of a script run from it
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -181,45 +183,8 @@ def raw(url: str, secret: str, events: list[Any], concurrency: int) -> float:
     return time.perf_counter() - started
 
 
-class PoolContext:
-    """A JobContext over a bounded thread pool, as the worker's."""
-
-    def __init__(self, pool: ThreadPoolExecutor, capacity: int) -> None:
-        self.worker = "bench"
-        self.now: Any = None
-        self.pool = pool
-        self.capacity = capacity
-        self.busy = 0
-        self.done = 0
-        self.failed: list[str] = []
-        self.lock = threading.Lock()
-
-    def slots(self) -> int:
-        with self.lock:
-            return self.capacity - self.busy
-
-    def submit(self, work: Any, *, label: str) -> None:
-        with self.lock:
-            self.busy += 1
-
-        def run() -> None:
-            from django.db import close_old_connections
-
-            try:
-                close_old_connections()
-                result = work()
-                if not result.ok:
-                    self.failed.append(f"{label}: {result.error}")
-            except BaseException as exc:  # reported by the run
-                with self.lock:
-                    self.failed.append(f"{label}: {exc!r}")
-            finally:
-                close_old_connections()
-                with self.lock:
-                    self.busy -= 1
-                    self.done += 1
-
-        self.pool.submit(run)
+def _delivery_failure(result: Any) -> str:
+    return "" if result.ok else str(result.error)
 
 
 def mailgrant_jobs(count: int, concurrency: int) -> float:
@@ -229,7 +194,7 @@ def mailgrant_jobs(count: int, concurrency: int) -> float:
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        ctx = PoolContext(pool, concurrency)
+        ctx = PoolContext(pool, concurrency, failure=_delivery_failure)
         while ctx.done < count and not ctx.failed:
             ctx.now = timezone.now()
             events_fan_out(ctx)

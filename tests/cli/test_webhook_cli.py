@@ -15,16 +15,7 @@ from mailgrant.common.events import event_record
 from mailgrant.notify.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from tests.cli.conftest import assert_failed, assert_usage
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _names_not_resolved(settings, monkeypatch):
-    """These tests are about the surfaces; their URLs name hosts that resolve nowhere here.
-    With private addresses allowed none is resolved at save (the address rule itself is
-    tests/notify/test_delivery.py's)."""
-    settings.MAILGRANT_WEBHOOK_ALLOW_PRIVATE = True
-    monkeypatch.setenv("MAILGRANT_WEBHOOK_ALLOW_PRIVATE", "true")  # command processes
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_hosts_unresolved")]
 
 
 ADD = ("webhook", "add", "--name", "app", "--url", "https://app.example.test/hooks")
@@ -136,7 +127,7 @@ def test_events_list_pages_with_a_cursor(cli) -> None:
 
 
 def test_exit_codes_as_a_process(mailgrant) -> None:
-    mailgrant.env["MAILGRANT_WEBHOOK_ALLOW_PRIVATE"] = "true"  # as _names_not_resolved
+    mailgrant.env["MAILGRANT_WEBHOOK_ALLOW_PRIVATE"] = "true"  # as webhook_hosts_unresolved
     added = mailgrant(*ADD)
     assert added.returncode == 0, added.stderr
     secret = added.stdout.strip()

@@ -13,16 +13,7 @@ from django.utils import timezone
 from mailgrant.common.events import event_record
 from mailgrant.notify.models import Delivery, DeliveryAttempt, WebhookEndpoint
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _names_not_resolved(settings, monkeypatch):
-    """These tests are about the surfaces; their URLs name hosts that resolve nowhere here.
-    With private addresses allowed none is resolved at save (the address rule itself is
-    tests/notify/test_delivery.py's)."""
-    settings.MAILGRANT_WEBHOOK_ALLOW_PRIVATE = True
-    monkeypatch.setenv("MAILGRANT_WEBHOOK_ALLOW_PRIVATE", "true")  # command processes
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_hosts_unresolved")]
 
 
 FORM = {

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import UTC, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -45,6 +44,7 @@ from tests.notify.receiver import (
     fail_first,
     hang,
 )
+from tests.waiting import wait_until
 from tests.worker import world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,15 +85,6 @@ def round_(now: Any = None) -> list[Any]:
 def time_passes() -> None:
     """Every pending delivery due now: the backoff is not waited out in a test."""
     Delivery.objects.filter(state=Delivery.State.PENDING).update(next_attempt_at=timezone.now())
-
-
-def _wait(what: str, check: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return found
 
 
 def test_three_500s_then_200_is_delivered_with_one_id_and_four_attempts(receiver) -> None:
@@ -215,7 +206,7 @@ def test_a_1_gb_answer_is_read_only_up_to_the_cap(receiver) -> None:
     attempt = DeliveryAttempt.objects.get()
     assert attempt.status_code == 200 and len(attempt.response_head) <= 1024
     assert Delivery.objects.get().state == "delivered"
-    _wait("the server to notice the client left", lambda: sent)
+    wait_until("the server to notice the client left", lambda: sent)
     assert sent[0] < 64 * 1024 * 1024  # the client stopped reading far short of 1 GB
 
 
@@ -484,7 +475,7 @@ def test_hostile_endpoints_do_not_delay_a_healthy_one(receiver, settings) -> Non
     thread = threading.Thread(target=runtime.run, daemon=True)
     thread.start()
     try:
-        _wait(
+        wait_until(
             "every healthy delivery",
             lambda: Delivery.objects.filter(endpoint=healthy, state="delivered").count() == 30,
         )
@@ -492,7 +483,7 @@ def test_hostile_endpoints_do_not_delay_a_healthy_one(receiver, settings) -> Non
         assert len(receiver.at("/stuck")) == 2
         assert not release.is_set()
         assert len({r.id for r in receiver.at("/healthy")}) == 30
-        _wait(
+        wait_until(
             "the hostile outcomes",
             lambda: (
                 not WebhookEndpoint.objects.get(pk=hostile["/gone"].pk).enabled

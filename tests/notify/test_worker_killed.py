@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.notify.receiver import Receiver, answer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +51,6 @@ def _fleet(env: dict[str, str], *args: str) -> Any:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _wait(what: str, check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return found
-
-
 def _slow_ok(handler: Any, n: int) -> None:
     time.sleep(0.01)  # deliveries in flight when the kill comes
     answer(200)(handler, n)
@@ -85,7 +77,7 @@ def test_a_worker_killed_again_and_again_loses_no_event(tmp_path, database_url) 
                 stderr=log,
             )
             try:
-                _wait(
+                wait_until(
                     "the worker delivering",
                     lambda before=before: len(receiver.received) >= before + 40,
                     timeout=120,
@@ -104,7 +96,7 @@ def test_a_worker_killed_again_and_again_loses_no_event(tmp_path, database_url) 
             stderr=(tmp_path / "worker-final.log").open("w"),
         )
         try:
-            _wait(
+            wait_until(
                 "every event delivered",
                 lambda: _fleet(env, "report")["states"] == {"delivered": EVENTS},
                 timeout=240,

@@ -20,23 +20,15 @@ from mailgrant.worker.admin import activity_summary
 from mailgrant.worker.models import Worker
 from mailgrant.worker.runtime import WorkerRuntime
 from tests.servers.dovecot import PASSWORD_USERS
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _wait(what: str, check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return found
 
 
 def _running(runtime: WorkerRuntime) -> threading.Thread:
     thread = threading.Thread(target=runtime.run, daemon=True)
     thread.start()
-    _wait("the worker row", lambda: Worker.objects.filter(name=runtime.name).exists())
+    wait_until("the worker row", lambda: Worker.objects.filter(name=runtime.name).exists())
     return thread
 
 
@@ -85,11 +77,11 @@ def test_the_pool_runs_at_most_its_concurrency_and_refills_as_slots_free() -> No
     runtime = WorkerRuntime(jobs=[job], services=[service], concurrency=3, tick=3600, beat=0.1)
     thread = _running(runtime)
     try:
-        _wait("a full pool", lambda: len(runtime.running()) == 3)
+        wait_until("a full pool", lambda: len(runtime.running()) == 3)
         assert runtime.slots() == 0
         assert submitted[0] == 3  # the job took no more than the free slots
-        _wait("a beat with the running work", lambda: "beat" in service.calls)
-        row = _wait(
+        wait_until("a beat with the running work", lambda: "beat" in service.calls)
+        row = wait_until(
             "the activity",
             lambda: Worker.objects.filter(name=runtime.name, activity__running_count=3).first(),
         )
@@ -97,7 +89,7 @@ def test_the_pool_runs_at_most_its_concurrency_and_refills_as_slots_free() -> No
         assert row.activity["services"] == {"Service": {"connections": 3}}
         assert "3 running (peak 3)" in activity_summary(row.activity)
         release.set()  # slots free: the full pool asks for rounds until all ten are done
-        _wait("all ten done", lambda: runtime.activity()["counts"].get("done") == wanted)
+        wait_until("all ten done", lambda: runtime.activity()["counts"].get("done") == wanted)
     finally:
         release.set()
         runtime.stop()
@@ -127,7 +119,7 @@ def test_work_ending_at_any_moment_never_stalls_the_rounds() -> None:
     runtime = WorkerRuntime(jobs=[job], concurrency=4, tick=3600)
     thread = _running(runtime)
     try:
-        _wait(
+        wait_until(
             "every item done",
             lambda: runtime.activity()["counts"].get("done") == wanted,
             timeout=60,
@@ -146,12 +138,12 @@ def test_a_wake_up_from_this_process_starts_a_round_at_once() -> None:
     runtime = WorkerRuntime(jobs=[job], concurrency=1, tick=3600)
     thread = _running(runtime)
     try:
-        _wait("the first round", lambda: rounds)
+        wait_until("the first round", lambda: rounds)
         with transaction.atomic():
             wakeup_notify("mailboxes")
             time.sleep(0.2)
             assert len(rounds) == 1  # not before the commit: the change is not visible yet
-        _wait("the woken round", lambda: len(rounds) == 2)
+        wait_until("the woken round", lambda: len(rounds) == 2)
     finally:
         runtime.stop()
         thread.join(timeout=30)
@@ -167,7 +159,7 @@ def test_a_stop_abandons_work_that_does_not_finish_in_time() -> None:
     runtime = WorkerRuntime(jobs=[job], concurrency=1, tick=3600, stop_timeout=0.5)
     thread = _running(runtime)
     try:
-        _wait("the stuck item", lambda: runtime.running() == ["stuck"])
+        wait_until("the stuck item", lambda: runtime.running() == ["stuck"])
         runtime.stop()
         thread.join(timeout=30)
         assert not thread.is_alive()  # stopped, the stuck item abandoned
@@ -246,7 +238,7 @@ def test_no_secret_reaches_the_activity_the_admin_or_the_log(dovecot, admin_clie
     )
     thread = _running(runtime)
     try:
-        _wait("the failed fetch", lambda: runtime.activity()["counts"].get("done"))
+        wait_until("the failed fetch", lambda: runtime.activity()["counts"].get("done"))
         runtime.beat_once()
     finally:
         runtime.stop()

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import wait_until
 from tests.worker.fleet import fleet_user
 
 pytestmark = pytest.mark.integration
@@ -143,15 +144,9 @@ def _intervals(
     return spans
 
 
-def _wait(what: str, check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.5)
+def _wait_every(what: str, check: Any, timeout: float) -> Any:
+    """Its checks read the workers' logs: twice a second is often enough."""
+    return wait_until(what, check, timeout, every=0.5)
 
 
 def _start_worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -182,7 +177,7 @@ def test_workers_share_the_mailboxes_and_take_over_a_killed_ones(
     try:
         ids = _fleet(env, "report")["ids"]
         # A whole cycle first (every mailbox fetched once), then the victim mid-fetch.
-        _wait(
+        _wait_every(
             "every mailbox fetched once",
             lambda: {m for kind, m, _, _ in _fetches(logs) if kind == "end"} >= set(ids.values()),
             timeout=180,
@@ -192,7 +187,7 @@ def test_workers_share_the_mailboxes_and_take_over_a_killed_ones(
             kinds = [kind for kind, *_ in _fetches([victim_log])]
             return kinds.count("start") - kinds.count("end") >= 2
 
-        _wait("the victim fetching", victim_busy, timeout=60)
+        _wait_every("the victim fetching", victim_busy, timeout=60)
         victim.kill()
         killed_at = time.time()
         victim.wait(timeout=30)
@@ -213,7 +208,7 @@ def test_workers_share_the_mailboxes_and_take_over_a_killed_ones(
                 (name, m) in stored for name, sent in deliverer.delivered.items() for m in sent
             )
 
-        _wait("every delivered message stored", all_stored, timeout=180)
+        _wait_every("every delivered message stored", all_stored, timeout=180)
     finally:
         deliverer.halt.set()
         for process in processes:
@@ -283,11 +278,11 @@ def test_fetch_soon_from_another_process_wakes_a_worker_at_once(
     log = tmp_path / "worker.log"
     worker = _start_worker(env, log, "--tick", "3600")  # no round of its own for an hour
     try:
-        _wait("the first round", lambda: _fetches([log]), timeout=60)  # box-000 was due
+        _wait_every("the first round", lambda: _fetches([log]), timeout=60)  # box-000 was due
         fetched = len(_fetches([log]))
         dovecot.deliver(users["box-000"], b"Message-ID: <soon@example.test>\r\n\r\nsoon\r\n")
         _fleet(env, "fetch-soon", "box-000")
-        _wait(
+        _wait_every(
             "the woken fetch",
             lambda: ["box-000", "<soon@example.test>"] in _fleet(env, "report")["messages"],
             timeout=60,

@@ -5,16 +5,10 @@ from django.utils.html import format_html
 from mailgrant.common.models import AuditEvent, HealthTracked
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """The audit log: read-only, newest first."""
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record the admin shows and never adds, changes or deletes (its services write it)."""
 
-    list_display = ["at", "actor", "action", "target_repr", "outcome", "message"]
-    list_filter = ["outcome", "action", "target_type"]
-    search_fields = ["actor", "action", "target_repr", "message"]
-    date_hierarchy = "at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
@@ -22,6 +16,16 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    """The audit log: read-only, newest first."""
+
+    list_display = ["at", "actor", "action", "target_repr", "outcome", "message"]
+    list_filter = ["outcome", "action", "target_type"]
+    search_fields = ["actor", "action", "target_repr", "message"]
+    date_hierarchy = "at"
 
 
 def health_badge(obj: HealthTracked) -> str:

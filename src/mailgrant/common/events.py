@@ -98,19 +98,16 @@ def event_record(
     at: datetime | None = None,
 ) -> Event:
     """Write an event of `type` (one of EVENT_TYPES) in the current transaction."""
-    return events_record(
-        [
-            _event(
-                type=type,
-                subject=subject,
-                data=data,
-                mailbox_id=mailbox_id,
-                client_id=client_id,
-                sequence=sequence,
-                at=at,
-            )
-        ]
-    )[0]
+    event = event_build(
+        type=type,
+        subject=subject,
+        data=data,
+        mailbox_id=mailbox_id,
+        client_id=client_id,
+        sequence=sequence,
+        at=at,
+    )
+    return events_record([event])[0]
 
 
 def events_record(events: Sequence[Event]) -> list[Event]:
@@ -136,27 +133,6 @@ def event_build(
     at: datetime | None = None,
 ) -> Event:
     """An event not yet written (for `events_record`, many in one INSERT)."""
-    return _event(
-        type=type,
-        subject=subject,
-        data=data,
-        mailbox_id=mailbox_id,
-        client_id=client_id,
-        sequence=sequence,
-        at=at,
-    )
-
-
-def _event(
-    *,
-    type: str,
-    subject: Subject | Model | None,
-    data: dict[str, Any],
-    mailbox_id: int | None,
-    client_id: int | None,
-    sequence: int | None,
-    at: datetime | None,
-) -> Event:
     if type not in EVENT_TYPES:
         raise ValueError(f"Unknown event type {type!r}: add it to EVENT_TYPES.")
     about = Subject.of(subject) if isinstance(subject, Model) else subject or Subject()

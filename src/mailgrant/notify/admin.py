@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from mailgrant.common.admin import health_badge, health_detail
+from mailgrant.common.admin import ReadOnlyAdmin, health_badge, health_detail
 from mailgrant.common.audit import Actor
 from mailgrant.common.errors import ServiceError
 from mailgrant.common.events import event_body, event_types_valid
@@ -23,6 +23,7 @@ from mailgrant.notify import admin_alerts  # noqa: F401 - registers the alert se
 from mailgrant.notify.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from mailgrant.notify.services.deliveries import delivery_redeliver
 from mailgrant.notify.services.endpoints import (
+    EDITABLE,
     webhook_endpoint_create,
     webhook_endpoint_delete,
     webhook_endpoint_errors,
@@ -31,16 +32,7 @@ from mailgrant.notify.services.endpoints import (
     webhook_endpoint_update,
 )
 
-FORM_FIELDS = [
-    "name",
-    "url",
-    "enabled",
-    "event_types",
-    "mailbox",
-    "client",
-    "include_raw",
-    "raw_max_bytes",
-]
+FORM_FIELDS = list(EDITABLE)
 
 
 class EventTypesField(forms.CharField):
@@ -199,14 +191,6 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return self._secret_once(request, endpoint, secret)
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     fields = ["at", "status_code", "duration_ms", "response_head", "error"]
@@ -219,7 +203,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnly):
+class DeliveryAdmin(ReadOnlyAdmin):
     list_display = [
         "event_uid",
         "event_type",
@@ -272,7 +256,7 @@ class DeliveryAdmin(ReadOnly):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnly):
+class EventAdmin(ReadOnlyAdmin):
     """The outbox, as webhooks deliver it and GET /api/v1/events lists it."""
 
     list_display = ["created_at", "uid", "type", "subject_name", "sequence", "dispatched"]

@@ -7,8 +7,10 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from mailgrant.common.admin import ReadOnlyAdmin
 from mailgrant.common.audit import Actor
 from mailgrant.notify.alerts.channels import (
+    CHANNEL_FIELDS,
     notification_channel_create,
     notification_channel_delete,
     notification_channel_errors,
@@ -20,19 +22,6 @@ from mailgrant.notify.models import (
     Incident,
     Notice,
     NotificationChannel,
-)
-
-CHANNEL_VALUES = (
-    "name",
-    "kind",
-    "enabled",
-    "recipients",
-    "mailbox",
-    "endpoint",
-    "healths",
-    "subject_kinds",
-    "only_mailbox",
-    "only_client",
 )
 
 
@@ -56,7 +45,7 @@ class NotificationChannelForm(forms.ModelForm):
 
     class Meta:
         model = NotificationChannel
-        fields = list(CHANNEL_VALUES)
+        fields = list(CHANNEL_FIELDS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -70,7 +59,7 @@ class NotificationChannelForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         candidate = NotificationChannel(pk=self.instance.pk)
-        for name in CHANNEL_VALUES:
+        for name in CHANNEL_FIELDS:
             if name in cleaned:
                 setattr(candidate, name, cleaned[name])
         for field, problem in notification_channel_errors(channel=candidate).items():
@@ -111,7 +100,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: NotificationChannel, form: Any, change: bool
     ) -> None:
-        values = {name: form.cleaned_data.get(name) for name in CHANNEL_VALUES}
+        values = {name: form.cleaned_data.get(name) for name in CHANNEL_FIELDS}
         actor = Actor.of(request.user)
         if change:
             saved = notification_channel_update(channel=obj, changes=values, actor=actor)
@@ -125,17 +114,6 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for channel in queryset:
             notification_channel_delete(channel=channel, actor=Actor.of(request.user))
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(Incident)

@@ -22,20 +22,18 @@ from mailgrant.notify.models import (
 )
 from mailgrant.oauth.models import OAuthClient
 
-# What an update may change (the model's fields a person sets).
-CHANNEL_FIELDS = frozenset(
-    {
-        "name",
-        "kind",
-        "enabled",
-        "recipients",
-        "mailbox",
-        "endpoint",
-        "healths",
-        "subject_kinds",
-        "only_mailbox",
-        "only_client",
-    }
+# What an update may change (the model's fields a person sets), in the forms' order.
+CHANNEL_FIELDS = (
+    "name",
+    "kind",
+    "enabled",
+    "recipients",
+    "mailbox",
+    "endpoint",
+    "healths",
+    "subject_kinds",
+    "only_mailbox",
+    "only_client",
 )
 Ref = models.Model | int | str | None
 
@@ -72,7 +70,7 @@ def _list_of(value: Any, *, field: str, allowed: Sequence[str]) -> list[str]:
 
 def _apply(channel: NotificationChannel, values: Mapping[str, Any]) -> dict[str, str]:
     """`values` set on `channel`; field -> what is wrong with the value given."""
-    errors = {name: "Not a channel field." for name in sorted(set(values) - CHANNEL_FIELDS)}
+    errors = {name: "Not a channel field." for name in sorted(set(values) - set(CHANNEL_FIELDS))}
     for name, value in values.items():
         try:
             if name in ("mailbox", "only_mailbox"):
